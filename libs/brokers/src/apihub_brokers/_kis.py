@@ -1,0 +1,149 @@
+"""The KIS Open API client (FACTS part A)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Final
+
+from apihub_core import AccountConfig, Provider, Secret, UpstreamError
+
+from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
+from ._catalog import TrSpec, kis_wire_tr_id
+from ._errors_map import KIS_ERROR_CODES, ErrorCodes, kis_error
+from ._types import AccessToken, BrokerReply
+
+TOKEN_PATH: Final = "/oauth2/tokenP"  # noqa: S105  (a path, not a password)
+REVOKE_PATH: Final = "/oauth2/revokeP"
+_CONTENT_TYPE: Final = "application/json; charset=utf-8"
+_MORE: Final = frozenset({"F", "M"})
+_REPLY_HEADERS: Final = ("tr_id", "tr_cont", "gt_uid")
+_EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+
+class KisClient(_BaseBrokerClient):
+    """Talks to the KIS Open API: ``/oauth2/tokenP``, ``/oauth2/revokeP`` and the ``/uapi`` TRs.
+
+    Quote TRs are GETs with query parameters; orders POST a JSON body with upper-case keys. On a
+    virtual account, TR ids starting with T/J/C go out as ``V…`` (``TTTC0012U`` → ``VTTC0012U``).
+    """
+
+    provider: Provider = Provider.KIS
+    _default_codes: ClassVar[ErrorCodes] = KIS_ERROR_CODES
+
+    def _classify(self, status: int, body: bytes) -> UpstreamError | None:
+        return kis_error(status, body, self.error_codes)
+
+    async def issue_token(
+        self,
+        account: AccountConfig,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> AccessToken:
+        """``POST /oauth2/tokenP``. Within 6 h KIS hands back the same token; 1 issue a minute."""
+        secrets = self._secrets(account)
+        response, _ = await self._request(
+            "POST",
+            account,
+            TOKEN_PATH,
+            headers={"content-type": _CONTENT_TYPE},
+            body={
+                "grant_type": "client_credentials",
+                "appkey": account.app_key.reveal(),
+                "appsecret": account.app_secret.reveal(),
+            },
+            secrets=secrets,
+            timeout=timeout,
+            quote_body=False,
+        )
+        doc = self._decode(response.content)
+        value = doc.get("access_token")
+        if not isinstance(value, str) or not value:
+            raise self._malformed("no access_token", response.status_code, secrets)
+        secrets = (*secrets, value)
+        # expires_in is relative, so it is immune to clock skew; the KST date is the fallback.
+        expires_in = doc.get("expires_in")
+        if isinstance(expires_in, int) and not isinstance(expires_in, bool):
+            expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        else:
+            absolute = kst_to_utc(str(doc.get("access_token_token_expired", "")), _EXPIRY_FORMAT)
+            if absolute is None:
+                raise self._malformed("no usable expiry", response.status_code, secrets)
+            expires_at = on_local_clock(absolute, response)
+        token_type = str(doc.get("token_type") or "Bearer")
+        return AccessToken(Secret(value), expires_at, _bearer(token_type))
+
+    async def revoke_token(
+        self,
+        account: AccountConfig,
+        token: AccessToken,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> None:
+        """``POST /oauth2/revokeP`` with the app key, secret and token."""
+        await self._request(
+            "POST",
+            account,
+            REVOKE_PATH,
+            headers={"content-type": _CONTENT_TYPE},
+            body={
+                "appkey": account.app_key.reveal(),
+                "appsecret": account.app_secret.reveal(),
+                "token": token.value.reveal(),
+            },
+            secrets=self._secrets(account, token.value.reveal()),
+            timeout=timeout,
+        )
+
+    async def call(
+        self,
+        spec: TrSpec,
+        params: Mapping[str, str],
+        *,
+        account: AccountConfig,
+        token: AccessToken,
+        cont: bool = False,
+        next_key: str = "",
+        timeout: float = 10.0,  # noqa: ASYNC109  (the per-call deadline, kept by fail_after)
+    ) -> BrokerReply:
+        """Call ``spec`` once. ``cont`` sends ``tr_cont: N`` (the next page); ``next_key`` is
+        unused by KIS, whose cursors (``CTX_AREA_FK100``/``NK100``) travel in ``params``."""
+        if spec.provider is not Provider.KIS:
+            raise ValueError(f"{spec.provider.value} TR {spec.tr_id} sent to the KIS client")
+        headers = {
+            "content-type": _CONTENT_TYPE,
+            "authorization": f"Bearer {token.value.reveal()}",
+            "appkey": account.app_key.reveal(),
+            "appsecret": account.app_secret.reveal(),
+            "tr_id": kis_wire_tr_id(spec.tr_id, virtual=account.virtual),
+            "custtype": "P",
+        }
+        if cont:
+            headers["tr_cont"] = "N"
+        is_get = spec.method == "GET"
+        response, elapsed_ms = await self._request(
+            spec.method,
+            account,
+            spec.path,
+            headers=headers,
+            params=dict(params) if is_get else None,
+            body=None if is_get else {key.upper(): value for key, value in params.items()},
+            secrets=self._secrets(account, token.value.reveal()),
+            timeout=timeout,
+            tr_id=spec.tr_id,
+        )
+        reply_headers = {
+            name: response.headers[name] for name in _REPLY_HEADERS if name in response.headers
+        }
+        return BrokerReply(
+            status=response.status_code,
+            headers=reply_headers,
+            body=response.content,
+            has_more=reply_headers.get("tr_cont", "").strip().upper() in _MORE,
+            next_key="",
+            elapsed_ms=elapsed_ms,
+        )
+
+
+def _bearer(token_type: str) -> str:
+    return "Bearer" if token_type.lower() == "bearer" else token_type

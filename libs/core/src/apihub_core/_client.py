@@ -1,0 +1,347 @@
+"""HubClient: submit a broker call to the request stream and wait for its own answer.
+
+Each client owns one reply stream (``<ns>:reply:<client_id>``) and one reader task that blocks on
+it with ``XREAD``. Answers are routed to waiters by request id, so a caller only ever reads its own
+replies, however busy the hub is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, cast
+
+import anyio
+import msgspec
+import redis.asyncio as aioredis
+from anyio.abc import TaskGroup, TaskStatus
+from redis.exceptions import RedisError
+
+from ._codec import EntryDecodeError, StreamBatches, decode_outcome, encode_entry
+from ._errors import (
+    HubUnavailable,
+    RequestInvalid,
+    RequestTimeout,
+    UpstreamError,
+    error_type_for,
+)
+from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
+from ._keys import Keys
+from ._providers import PRIORITIES, Priority, Provider
+
+log = logging.getLogger("apihub.client")
+
+REQUEST_STREAM_MAXLEN = 1_000_000
+"""Approximate retention of the request stream (the audit log of every call)."""
+
+_READ_BLOCK_MS = 1_000
+_READ_COUNT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A successful broker answer as the caller sees it.
+
+    ``body`` is the broker's JSON, parsed; ``headers`` the broker headers that matter for paging
+    (KIS ``tr_cont``, Kiwoom ``cont-yn``/``next-key``). Pass ``has_more``/``next_key`` back into
+    :meth:`HubClient.execute` (``cont=True, next_key=...``) to fetch the next page.
+    """
+
+    request_id: str
+    provider: str
+    tr_id: str
+    account: str
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    has_more: bool = False
+    next_key: str = ""
+    elapsed_ms: float = 0.0
+    attempts: int = 1
+
+    @classmethod
+    def from_event(cls, event: ResponseReceived) -> Response:
+        """Build the caller's view of a ``ResponseReceived`` event."""
+        return cls(
+            request_id=event.request_id,
+            provider=event.provider,
+            tr_id=event.tr_id,
+            account=event.account,
+            status=event.status,
+            headers=dict(event.headers),
+            body=msgspec.json.decode(event.body),
+            has_more=event.has_more,
+            next_key=event.next_key,
+            elapsed_ms=event.elapsed_ms,
+            attempts=event.attempts,
+        )
+
+
+def raise_for_failure(event: RequestFailed) -> None:
+    """Raise the typed :class:`~apihub_core.HubError` a ``RequestFailed`` event stands for."""
+    exc_type = error_type_for(event.error_class)
+    context: dict[str, Any] = {
+        "request_id": event.request_id,
+        "provider": event.provider,
+        "tr_id": event.tr_id,
+    }
+    if issubclass(exc_type, UpstreamError):
+        raise exc_type(event.message, code=event.code, status=event.status, **context)
+    message = f"[{event.code}] {event.message}" if event.code else event.message
+    raise exc_type(message, **context)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: Outcome | None = None
+
+
+class HubClient:
+    """Async client of the hub. Use as ``async with HubClient.from_url(url) as hub: ...``.
+
+    ``execute`` appends a ``RequestSubmitted`` to the request stream and waits for the outcome on
+    this client's reply stream; it returns a :class:`Response` or raises a typed
+    :class:`~apihub_core.HubError` (``RequestTimeout``, ``RequestInvalid``, ``UpstreamError``
+    subclasses carrying the broker's code and message, ``OutcomeUnknown`` for orders).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        namespace: str = "apihub",
+        client_id: str | None = None,
+        owns_redis: bool = False,
+    ) -> None:
+        self._redis = redis
+        self._owns_redis = owns_redis
+        self.keys = Keys(namespace)
+        self.client_id = client_id or uuid.uuid4().hex
+        self.reply_stream = self.keys.reply(self.client_id)
+        self._waiters: dict[str, _Waiter] = {}
+        self._task_group: TaskGroup | None = None
+        self._reader_error: BaseException | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "apihub", **kwargs: Any) -> HubClient:
+        """A client with its own Redis connection pool, closed when the client closes."""
+        return cls(aioredis.from_url(url), namespace=namespace, owns_redis=True, **kwargs)
+
+    async def __aenter__(self) -> Self:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        try:
+            await self._task_group.start(self._read_replies)
+        except BaseException:
+            await self._task_group.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None  # noqa: S101 - entered above
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._task_group = None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await self._redis.delete(self.reply_stream)
+                except RedisError:
+                    log.debug("could not delete reply stream %s", self.reply_stream)
+                if self._owns_redis:
+                    await self._redis.aclose()
+
+    async def _read_replies(self, *, task_status: TaskStatus[None]) -> None:
+        last_id = b"0-0"
+        task_status.started()
+        backoff = 0.05
+        while True:
+            try:
+                batches = cast(
+                    StreamBatches,
+                    await self._redis.xread(
+                        {self.reply_stream: last_id}, count=_READ_COUNT, block=_READ_BLOCK_MS
+                    ),
+                )
+                backoff = 0.05
+            except (RedisError, OSError) as exc:
+                self._reader_error = exc
+                log.warning("reply reader lost Redis (%s); retrying", type(exc).__name__)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            self._reader_error = None
+            for _stream, entries in batches or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._deliver(fields)
+
+    def _deliver(self, fields: Mapping[bytes, bytes]) -> None:
+        try:
+            outcome = decode_outcome(fields)
+        except EntryDecodeError as exc:
+            log.warning("undecodable reply on %s: %s", self.reply_stream, exc.reason)
+            return
+        waiter = self._waiters.pop(outcome.request_id, None)
+        if waiter is None:
+            # An answer that arrives after its caller gave up; the response stream still has it.
+            return
+        waiter.outcome = outcome
+        waiter.done.set()
+
+    def _request(
+        self,
+        provider: str | Provider,
+        tr_id: str,
+        params: Mapping[str, Any] | None,
+        *,
+        account: str | None,
+        priority: Priority,
+        timeout: float | None,
+        cont: bool,
+        next_key: str,
+        idempotency_key: str | None,
+        reply: bool,
+    ) -> RequestSubmitted:
+        if priority not in PRIORITIES:
+            raise RequestInvalid(f"unknown priority {priority!r} (known: {', '.join(PRIORITIES)})")
+        try:
+            provider_name = Provider.parse(str(provider)).value
+        except ValueError as exc:
+            raise RequestInvalid(str(exc), tr_id=tr_id) from None
+        submitted = now_ms()
+        return RequestSubmitted(
+            request_id=uuid.uuid4().hex,
+            provider=provider_name,
+            tr_id=tr_id,
+            # Brokers take strings only; converting here lets Python callers pass 10 for "10".
+            params={str(k): _param_text(v) for k, v in (params or {}).items()},
+            account=account,
+            priority=priority,
+            reply_to=self.reply_stream if reply else None,
+            deadline_ms=submitted + math.ceil(timeout * 1000) if timeout is not None else None,
+            submitted_at_ms=submitted,
+            cont=cont,
+            next_key=next_key,
+            idempotency_key=idempotency_key,
+        )
+
+    async def _append(self, request: RequestSubmitted) -> None:
+        try:
+            await self._redis.xadd(
+                self.keys.requests,
+                encode_entry(request),
+                maxlen=REQUEST_STREAM_MAXLEN,
+                approximate=True,
+            )
+        except (RedisError, OSError) as exc:
+            raise HubUnavailable(
+                f"could not append to {self.keys.requests}: {type(exc).__name__}",
+                request_id=request.request_id,
+                provider=request.provider,
+                tr_id=request.tr_id,
+            ) from exc
+
+    async def execute(
+        self,
+        provider: str | Provider,
+        tr_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        account: str | None = None,
+        priority: Priority = "interactive",
+        timeout: float = 10.0,
+        cont: bool = False,
+        next_key: str = "",
+        idempotency_key: str | None = None,
+    ) -> Response:
+        """Call ``tr_id`` of ``provider`` through the hub and wait at most ``timeout`` seconds.
+
+        Raises :class:`~apihub_core.RequestTimeout` when no answer arrives in time (the request
+        may still run: its outcome lands on the response stream), or the typed error the hub
+        reported.
+        """
+        if self._task_group is None:
+            raise RuntimeError("HubClient must be used as `async with HubClient(...) as hub`")
+        request = self._request(
+            provider,
+            tr_id,
+            params,
+            account=account,
+            priority=priority,
+            timeout=timeout,
+            cont=cont,
+            next_key=next_key,
+            idempotency_key=idempotency_key,
+            reply=True,
+        )
+        waiter = _Waiter()
+        self._waiters[request.request_id] = waiter
+        try:
+            with anyio.move_on_after(timeout):
+                await self._append(request)
+                await waiter.done.wait()
+        finally:
+            self._waiters.pop(request.request_id, None)
+        outcome = waiter.outcome
+        if outcome is None:
+            hint = " (the hub's Redis connection is failing)" if self._reader_error else ""
+            raise RequestTimeout(
+                f"no answer within {timeout:g}s{hint}",
+                request_id=request.request_id,
+                provider=request.provider,
+                tr_id=tr_id,
+            )
+        if isinstance(outcome, RequestFailed):
+            raise_for_failure(outcome)
+        assert isinstance(outcome, ResponseReceived)  # noqa: S101 - Outcome has two members
+        return Response.from_event(outcome)
+
+    async def submit(
+        self,
+        provider: str | Provider,
+        tr_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        account: str | None = None,
+        priority: Priority = "collector",
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Append a request without waiting; its outcome lands only on the response stream.
+
+        Returns the request id, which identifies the outcome there.
+        """
+        request = self._request(
+            provider,
+            tr_id,
+            params,
+            account=account,
+            priority=priority,
+            timeout=timeout,
+            cont=False,
+            next_key="",
+            idempotency_key=idempotency_key,
+            reply=False,
+        )
+        await self._append(request)
+        return request.request_id
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        raise RequestInvalid(f"parameter values must be strings or numbers, got {value!r}")
+    return str(value)

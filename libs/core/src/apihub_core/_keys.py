@@ -1,0 +1,66 @@
+"""Every Redis stream and key name apihub uses, in one place.
+
+All names share a namespace prefix (``apihub`` by default, ``APIHUB_NAMESPACE``) so several hubs,
+or a test per namespace, can share one Redis. ``docs/wire-format.md`` documents each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISPATCHER_GROUP = "dispatcher"
+"""Consumer group of the dispatcher service on the request stream."""
+
+REPLY_TTL_S = 600
+"""Idle reply streams expire after this long, so abandoned callers leave nothing behind."""
+
+REPLY_MAXLEN = 10_000
+"""Approximate cap on one caller's reply stream (its own in-flight answers, never everyone's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Stream and key names under one namespace."""
+
+    namespace: str = "apihub"
+
+    def __post_init__(self) -> None:
+        if not self.namespace or any(ch.isspace() for ch in self.namespace):
+            raise ValueError(f"invalid namespace {self.namespace!r}")
+
+    @property
+    def requests(self) -> str:
+        """Stream of ``RequestSubmitted``: every call anyone asked for, in arrival order."""
+        return f"{self.namespace}:requests"
+
+    @property
+    def responses(self) -> str:
+        """Stream of ``ResponseReceived`` and ``RequestFailed``: the audit log of outcomes."""
+        return f"{self.namespace}:responses"
+
+    @property
+    def dead_letter(self) -> str:
+        """Stream of ``DeadLettered``: entries no consumer could process, with the reason."""
+        return f"{self.namespace}:dead-letter"
+
+    @property
+    def reply_prefix(self) -> str:
+        """Prefix of per-caller reply streams; a ``reply_to`` outside it is refused."""
+        return f"{self.namespace}:reply:"
+
+    def reply(self, client_id: str) -> str:
+        """The reply stream of one caller: only its own answers land there."""
+        return f"{self.reply_prefix}{client_id}"
+
+    def is_reply_stream(self, key: str) -> bool:
+        """Whether ``key`` is a well-formed reply stream of this namespace."""
+        suffix = key[len(self.reply_prefix) :]
+        return (
+            key.startswith(self.reply_prefix)
+            and 0 < len(suffix) <= 128
+            and all(ch.isalnum() or ch in "-_." for ch in suffix)
+        )
+
+    def order_sent(self, request_id: str) -> str:
+        """Marker set just before an order leaves for the broker; its presence forbids a resend."""
+        return f"{self.namespace}:order-sent:{request_id}"

@@ -1,0 +1,277 @@
+"""Settings from the environment plus an optional ``apihub.toml``.
+
+Credentials come from the environment only; a TOML file names *which* variables hold them, so
+the file can be committed. Every variable is listed in ``docs/configuration.md``.
+
+========================== =====================================================================
+Variable                   Meaning
+========================== =====================================================================
+``REDIS_URL``              Redis for streams and state. Unset: ``apihub up`` embeds a redis-server.
+``REDIS_URL_GATEKEEPER``   Optional second Redis for rate limits (defaults to ``REDIS_URL``).
+``APIHUB_NAMESPACE``       Prefix of every key and stream (default ``apihub``).
+``APIHUB_DATA_DIR``        Where the embedded Redis keeps its AOF (default ``./.apihub``).
+``APIHUB_CONFIG``          Path of the TOML file (default ``./apihub.toml`` when it exists).
+``APIHUB_KIS_APP_KEY``     KIS app key of the ``default`` account (also ``_APP_SECRET``,
+                           ``_BASE_URL``, ``_VIRTUAL``, ``_ACCOUNT_NO``).
+``APIHUB_KIWOOM_APP_KEY``  Kiwoom app key of the ``default`` account (also ``_SECRET_KEY``,
+                           ``_BASE_URL``, ``_VIRTUAL``).
+========================== =====================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._providers import Provider
+from ._secret import Secret
+
+DEFAULT_NAMESPACE = "apihub"
+DEFAULT_ACCOUNT = "default"
+
+REAL_BASE_URLS: Mapping[Provider, tuple[str, str]] = {
+    # (real, virtual) per FACTS §A1 and §B1.
+    Provider.KIS: (
+        "https://openapi.koreainvestment.com:9443",
+        "https://openapivts.koreainvestment.com:29443",
+    ),
+    Provider.KIWOOM: ("https://api.kiwoom.com", "https://mockapi.kiwoom.com"),
+}
+
+_SECRET_ENV_NAMES: Mapping[Provider, tuple[str, str]] = {
+    Provider.KIS: ("APP_KEY", "APP_SECRET"),
+    Provider.KIWOOM: ("APP_KEY", "SECRET_KEY"),
+}
+
+
+def _demo_secret(provider: Provider, what: str, length: int) -> Secret:
+    # Deterministic, obviously fake credentials in the broker's own lengths (KIS: 36 and 180), so
+    # the simulator sees realistic headers and nobody mistakes them for real ones.
+    seed = f"apihub-demo-{provider.value}-{what}".encode()
+    text = ""
+    while len(text) < length:
+        seed = hashlib.sha256(seed).digest()
+        text += seed.hex()
+    return Secret(("DEMO" + text)[:length])
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One app key of one broker: what the dispatcher needs to call it.
+
+    ``base_url`` is ``None`` only for demo accounts before ``apihub up`` points them at its
+    simulator.
+    """
+
+    provider: Provider
+    name: str
+    app_key: Secret
+    app_secret: Secret
+    base_url: str | None
+    virtual: bool = False
+    account_no: str | None = None
+    demo: bool = False
+
+    def require_base_url(self) -> str:
+        """The broker URL, or a :class:`ConfigurationError` saying which variable to set."""
+        if not self.base_url:
+            raise ConfigurationError(
+                f"no base URL for {self.provider.value} account {self.name!r}: set "
+                f"APIHUB_{self.provider.value}_BASE_URL or run `apihub up` with its simulator"
+            )
+        return self.base_url
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    """Tuning of the dispatcher consumer group (``[dispatcher]`` in ``apihub.toml``)."""
+
+    group: str = "dispatcher"
+    concurrency: int = 256
+    read_count: int = 64
+    block_ms: int = 500
+    reclaim_idle_ms: int = 30_000
+    reclaim_interval_s: float = 5.0
+    max_deliveries: int = 5
+    max_entry_bytes: int = 64 * 1024
+    http_timeout_s: float = 10.0
+    shutdown_grace_s: float = 8.0
+    transport: str = "aiohttp"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a service needs, resolved once at start-up."""
+
+    redis_url: str | None = None
+    redis_url_gatekeeper: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    data_dir: Path = field(default_factory=lambda: Path(".apihub"))
+    accounts: Mapping[tuple[Provider, str], AccountConfig] = field(default_factory=dict)
+    default_accounts: Mapping[Provider, str] = field(default_factory=dict)
+    dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+
+    @property
+    def gatekeeper_url(self) -> str | None:
+        """The Redis for rate limits: its own URL when set, else the main one."""
+        return self.redis_url_gatekeeper or self.redis_url
+
+    def account(self, provider: Provider, name: str | None = None) -> AccountConfig:
+        """The named account of ``provider`` or its default; ``KeyError`` when unknown."""
+        resolved = name or self.default_accounts.get(provider, DEFAULT_ACCOUNT)
+        return self.accounts[(provider, resolved)]
+
+    def with_demo_base_url(self, base_url: str) -> Settings:
+        """Point every demo account without a URL at ``base_url`` (the embedded simulator)."""
+        accounts = {
+            key: replace(acc, base_url=base_url) if acc.demo and not acc.base_url else acc
+            for key, acc in self.accounts.items()
+        }
+        return replace(self, accounts=accounts)
+
+    def with_redis_url(self, url: str) -> Settings:
+        """The same settings talking to ``url`` (the embedded Redis)."""
+        return replace(self, redis_url=url)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_account(provider: Provider, env: Mapping[str, str]) -> AccountConfig:
+    prefix = f"APIHUB_{provider.value}_"
+    key_name, secret_name = _SECRET_ENV_NAMES[provider]
+    app_key = env.get(prefix + key_name, "").strip()
+    app_secret = env.get(prefix + secret_name, "").strip()
+    virtual = _truthy(env.get(prefix + "VIRTUAL"))
+    base_url = env.get(prefix + "BASE_URL") or None
+    if bool(app_key) != bool(app_secret):
+        raise ConfigurationError(
+            f"{prefix}{key_name} and {prefix}{secret_name} must be set together"
+        )
+    if not app_key:
+        return AccountConfig(
+            provider=provider,
+            name=DEFAULT_ACCOUNT,
+            app_key=_demo_secret(provider, "key", 36),
+            app_secret=_demo_secret(provider, "secret", 180),
+            base_url=base_url,
+            virtual=virtual,
+            account_no=env.get(prefix + "ACCOUNT_NO") or "50000000-01",
+            demo=True,
+        )
+    real, vps = REAL_BASE_URLS[provider]
+    return AccountConfig(
+        provider=provider,
+        name=DEFAULT_ACCOUNT,
+        # Trailing newlines in pasted secrets are a classic EGW00105; strip() above handles it.
+        app_key=Secret(app_key),
+        app_secret=Secret(app_secret),
+        base_url=base_url or (vps if virtual else real),
+        virtual=virtual,
+        account_no=env.get(prefix + "ACCOUNT_NO") or None,
+    )
+
+
+def _toml_account(
+    provider: Provider, name: str, spec: Mapping[str, Any], env: Mapping[str, str]
+) -> AccountConfig:
+    for forbidden in ("app_key", "app_secret", "secret_key", "token"):
+        if forbidden in spec:
+            raise ConfigurationError(
+                f"apihub.toml must not hold credentials ({provider.value}.{name}.{forbidden}); "
+                "name an environment variable with app_key_env / app_secret_env instead"
+            )
+    key_env = spec.get("app_key_env")
+    secret_env = spec.get("app_secret_env")
+    if not key_env or not secret_env:
+        raise ConfigurationError(
+            f"account {provider.value}.{name} needs app_key_env and app_secret_env"
+        )
+    app_key = env.get(str(key_env), "").strip()
+    app_secret = env.get(str(secret_env), "").strip()
+    if not app_key or not app_secret:
+        raise ConfigurationError(
+            f"account {provider.value}.{name}: environment variables {key_env} and "
+            f"{secret_env} must both be set"
+        )
+    virtual = bool(spec.get("virtual", False))
+    real, vps = REAL_BASE_URLS[provider]
+    return AccountConfig(
+        provider=provider,
+        name=name,
+        app_key=Secret(app_key),
+        app_secret=Secret(app_secret),
+        base_url=str(spec.get("base_url") or (vps if virtual else real)),
+        virtual=virtual,
+        account_no=spec.get("account_no"),
+    )
+
+
+def _load_toml(path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
+    if path is None:
+        configured = env.get("APIHUB_CONFIG")
+        path = Path(configured) if configured else Path("apihub.toml")
+        if not configured and not path.exists():
+            return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+
+
+def _dispatcher_settings(spec: Mapping[str, Any]) -> DispatcherSettings:
+    known = set(DispatcherSettings.__dataclass_fields__)
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigurationError(f"unknown [dispatcher] settings: {', '.join(sorted(unknown))}")
+    try:
+        return DispatcherSettings(**spec)
+    except TypeError as exc:
+        raise ConfigurationError(f"bad [dispatcher] settings: {exc}") from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: Path | None = None
+) -> Settings:
+    """Resolve settings from ``env`` (default ``os.environ``) and the optional TOML file.
+
+    The environment wins over the file for the Redis URLs, namespace and data directory.
+    """
+    env = os.environ if env is None else env
+    doc = _load_toml(config_path, env)
+    hub = doc.get("hub", {})
+    accounts: dict[tuple[Provider, str], AccountConfig] = {}
+    defaults: dict[Provider, str] = {}
+    for provider in Provider:
+        accounts[(provider, DEFAULT_ACCOUNT)] = _env_account(provider, env)
+        section = doc.get("accounts", {}).get(provider.value.lower(), {})
+        for name, spec in section.items():
+            if name == "default_account":
+                defaults[provider] = str(spec)
+                continue
+            accounts[(provider, name)] = _toml_account(provider, name, spec, env)
+        if provider in defaults and (provider, defaults[provider]) not in accounts:
+            raise ConfigurationError(
+                f"default_account {defaults[provider]!r} of {provider.value} is not configured"
+            )
+    return Settings(
+        redis_url=env.get("REDIS_URL") or hub.get("redis_url") or None,
+        redis_url_gatekeeper=env.get("REDIS_URL_GATEKEEPER")
+        or hub.get("redis_url_gatekeeper")
+        or None,
+        namespace=env.get("APIHUB_NAMESPACE") or hub.get("namespace") or DEFAULT_NAMESPACE,
+        data_dir=Path(env.get("APIHUB_DATA_DIR") or hub.get("data_dir") or ".apihub"),
+        accounts=accounts,
+        default_accounts=defaults,
+        dispatcher=_dispatcher_settings(doc.get("dispatcher", {})),
+    )

@@ -1,0 +1,12 @@
+"""apihub testing helpers; the pytest fixtures live in :mod:`apihub_testing.plugin`."""
+
+from apihub_testing._redis import RedisServer
+from apihub_testing._scan import redis_strings
+from apihub_testing._wait import async_wait_until, wait_until
+
+__all__ = [
+    "RedisServer",
+    "async_wait_until",
+    "redis_strings",
+    "wait_until",
+]

@@ -1,0 +1,79 @@
+"""The ``apihub`` pytest plugin (entry point ``pytest11: apihub``).
+
+Fixtures:
+
+``redis_server`` (session)
+    A real Redis for the whole session: ``APIHUB_TEST_REDIS_URL`` if set, else a
+    ``redis:7-alpine`` container when a Docker engine answers, else a ``redis-server``
+    child process on a free port. A :class:`~apihub_testing.RedisServer` with ``.url``
+    and ``.kind``. Whatever it started is stopped at the end of the session.
+``redis_url`` (function)
+    ``redis_server.url``, after a ``FLUSHALL`` so every test starts empty.
+``hub_namespace`` (function)
+    A unique key prefix for the test, ``t`` + 8 hex digits.
+``sim`` (session)
+    A running ``apihub_broker_sim.ThreadedSimServer``.
+``sim_url`` (function)
+    ``sim.url`` (no trailing slash), after ``POST /__sim/reset``.
+``anyio_backend`` (session)
+    ``"asyncio"``: ``@pytest.mark.anyio`` tests run on asyncio, and async fixtures
+    may be session-scoped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from apihub_testing._redis import RedisServer, running_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis for the session (see the module docstring for the order tried)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session Redis's URL, flushed (FLUSHALL) before the test."""
+    with redis.Redis.from_url(redis_server.url, socket_timeout=10) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def hub_namespace() -> str:
+    """A key prefix unique to this test, e.g. ``t1a2b3c4d``."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Any]:
+    """The broker simulator, running in a thread for the whole session."""
+    # Imported here, and by name, so the plugin (and every test that does not use
+    # the simulator) still loads while apihub_broker_sim is broken or incomplete.
+    sim_module = importlib.import_module("apihub_broker_sim")
+    with sim_module.ThreadedSimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sim_url(sim: Any) -> str:
+    """The simulator's base URL, after clearing its recorded calls, tokens and faults."""
+    url = str(sim.url).rstrip("/")
+    httpx.post(f"{url}/__sim/reset", timeout=10.0).raise_for_status()
+    return url
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Run ``@pytest.mark.anyio`` tests on asyncio (overrides anyio's module-scoped one)."""
+    return "asyncio"

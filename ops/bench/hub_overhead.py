@@ -1,0 +1,811 @@
+"""Hub overhead benchmark: a KIS quote called directly vs through the hub.
+
+Run from the repository root::
+
+    uv run python ops/bench/hub_overhead.py           # full run (a few minutes)
+    uv run python ops/bench/hub_overhead.py --quick   # smoke run (under a minute)
+
+What runs where (four kinds of process, so no component borrows another's event loop):
+
+* this process       - the callers: the direct HTTP client, or ``HubClient`` (one per phase);
+* ``redis-server``   - an ``EmbeddedRedis`` in a temporary directory, no AOF;
+* the simulator      - ``python -m apihub_cli sim --port 0``, a fresh one per transport group,
+                       unthrottled (the default ``SimConfig`` has no rate limit);
+* the dispatcher     - ``python -m apihub_dispatcher`` (one process, configured through
+                       ``APIHUB_CONFIG``), running only during the hub phases of its transport.
+
+Every app key is random and used by one client only: the simulator, like KIS, issues at most
+one token a minute per app key.
+
+Measured, for both HTTP transports ("aiohttp" = httpx over httpx-aiohttp, "httpx" = httpx's
+default transport):
+
+1. latency: sequential calls of FHKST01010100, p50/p99 direct vs through the hub; the hub
+   overhead is hub minus direct of the same transport;
+2. throughput: calls/s with 64 callers in flight, direct from one shared ``AsyncClient`` vs
+   through the hub (one ``HubClient``), as a ratio to the same transport's direct figure and
+   to the best direct figure;
+3. CPU seconds each process spent per phase, to show where the time goes.
+
+This is not a pytest test: it needs minutes and a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, Literal
+
+import anyio
+import msgspec
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from apihub_brokers import AccessToken, KisClient, TransportName, lookup_tr, make_http_client
+from apihub_core import (
+    AccountConfig,
+    EmbeddedRedis,
+    HubClient,
+    HubError,
+    Keys,
+    Provider,
+    Secret,
+    find_redis_server,
+    redis_server_version,
+)
+
+TR_ID: Final = "FHKST01010100"
+PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+TRANSPORTS: Final[tuple[TransportName, ...]] = ("aiohttp", "httpx")
+DISPATCHER_CONCURRENCY: Final = 256  # the DispatcherSettings default
+HTTP_MAX_CONNECTIONS: Final = DISPATCHER_CONCURRENCY  # direct client sized like the dispatcher's
+CALL_TIMEOUT_S: Final = 60.0
+
+TARGET_OVERHEAD_P50_MS: Final = 1.0
+TARGET_OVERHEAD_P99_MS: Final = 5.0
+TARGET_THROUGHPUT_RATIO: Final = 0.8
+
+READY_RE: Final = re.compile(r"ready at (\S+)")
+START_TIMEOUT_S: Final = 60.0
+
+SIM_INLINE: Final = """
+import sys
+import anyio
+from apihub_broker_sim import SimConfig, run_simulator
+
+async def main() -> None:
+    async with anyio.create_task_group() as tg:
+        url = await tg.start(run_simulator, SimConfig(), "127.0.0.1", 0)
+        print(f"broker simulator ready at {url}", flush=True)
+
+try:
+    anyio.run(main)
+except KeyboardInterrupt:
+    pass
+"""
+
+Role = Literal["bench", "redis", "sim", "dispatcher"]
+Via = Literal["direct", "hub"]
+
+console = Console(highlight=False)
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """One measured run: which path and transport, how many calls, how long, which CPU."""
+
+    path: Via
+    transport: TransportName
+    kind: Literal["latency", "throughput"]
+    calls: int
+    errors: int
+    wall_s: float
+    latencies_ms: list[float] = field(repr=False)
+    cpu_s: dict[str, float]
+    first_error: str = ""
+
+    @property
+    def label(self) -> str:
+        """``direct aiohttp`` / ``hub (dispatcher httpx)``."""
+        if self.path == "direct":
+            return f"direct {self.transport}"
+        return f"hub (dispatcher {self.transport})"
+
+    @property
+    def rate(self) -> float:
+        """Successful calls per second."""
+        return (self.calls - self.errors) / self.wall_s if self.wall_s else 0.0
+
+    def pct(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) of the call latencies, in ms."""
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly figures (no raw samples)."""
+        data = asdict(self)
+        del data["latencies_ms"]
+        data.update(
+            label=self.label,
+            calls_per_s=round(self.rate, 1),
+            p50_ms=round(self.pct(50), 3),
+            p90_ms=round(self.pct(90), 3),
+            p99_ms=round(self.pct(99), 3),
+            max_ms=round(max(self.latencies_ms, default=math.nan), 3),
+            mean_ms=round(sum(self.latencies_ms) / max(1, len(self.latencies_ms)), 3),
+        )
+        return data
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of ``samples``; NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from ``/proc``."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = raw.rpartition(")")[2].split()
+    # After "pid (comm)": state is field 3, utime 14, stime 15 (proc(5)).
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+class Child:
+    """A child process started by the bench, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own session: a Ctrl-C at the terminal reaches only the bench, whose finally
+                # blocks then stop the children in order.
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        """Whether the child is still running."""
+        return self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the child's output."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no output)"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGINT, then SIGTERM, then SIGKILL, each given a share of ``timeout``; always reaped."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout / 2)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """The bench's environment without apihub/Redis settings, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("APIHUB_") and not key.startswith("REDIS_URL")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _wait_for_ready_line(child: Child, deadline: float) -> str | None:
+    while time.monotonic() < deadline:
+        match = READY_RE.search(child.log_tail(20_000))
+        if match:
+            return match.group(1)
+        if not child.alive():
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def start_sim(workdir: Path, tag: str) -> tuple[Child, str]:
+    """Start the broker simulator on a free port; return it and its base URL.
+
+    ``apihub sim`` first; if that exits without announcing a URL, a small script around
+    ``apihub_broker_sim.run_simulator`` with the default (unthrottled) ``SimConfig``.
+    """
+    env = child_env({})
+    attempts: list[tuple[str, list[str]]] = [
+        (
+            "cli",
+            [sys.executable, "-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING"],
+        ),
+        ("inline", [sys.executable, "-c", SIM_INLINE]),
+    ]
+    failures: list[str] = []
+    for how, argv in attempts:
+        child = Child(f"sim-{tag}", argv, env, workdir / f"sim-{tag}-{how}.log")
+        url = _wait_for_ready_line(child, time.monotonic() + START_TIMEOUT_S)
+        if url:
+            return child, url.rstrip("/")
+        child.stop()
+        failures.append(f"--- {how}: {' '.join(argv[:4])}\n{child.log_tail()}")
+    raise RuntimeError("the broker simulator did not start:\n" + "\n".join(failures))
+
+
+def start_dispatcher(
+    workdir: Path, redis_url: str, sim_url: str, namespace: str, transport: TransportName
+) -> Child:
+    """Start ``python -m apihub_dispatcher`` for ``namespace`` with a fresh app key."""
+    config = workdir / f"apihub-{namespace}.toml"
+    config.write_text(
+        f'[dispatcher]\ntransport = "{transport}"\nconcurrency = {DISPATCHER_CONCURRENCY}\n',
+        encoding="utf-8",
+    )
+    app_key, app_secret = fresh_app_key()
+    env = child_env(
+        {
+            "REDIS_URL": redis_url,
+            "APIHUB_NAMESPACE": namespace,
+            "APIHUB_KIS_BASE_URL": sim_url,
+            "APIHUB_KIS_APP_KEY": app_key,
+            "APIHUB_KIS_APP_SECRET": app_secret,
+            "APIHUB_CONFIG": str(config),
+            "APIHUB_DATA_DIR": str(workdir / "data"),
+        }
+    )
+    child = Child(
+        f"dispatcher-{transport}",
+        [sys.executable, "-m", "apihub_dispatcher"],
+        env,
+        workdir / f"dispatcher-{namespace}.log",
+    )
+    try:
+        _wait_for_consumer(child, redis_url, Keys(namespace).requests)
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
+def _wait_for_consumer(child: Child, redis_url: str, stream: str) -> None:
+    # Ready = a member of the dispatcher group has read the request stream at least once.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with redis.Redis.from_url(redis_url) as client:
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise RuntimeError(f"the dispatcher exited:\n{child.log_tail()}")
+            with contextlib.suppress(redis.ResponseError):
+                if client.xinfo_consumers(stream, "dispatcher"):
+                    return
+            time.sleep(0.05)
+    raise RuntimeError(f"the dispatcher did not join its group:\n{child.log_tail()}")
+
+
+def fresh_app_key() -> tuple[str, str]:
+    """A random KIS-shaped app key (36 chars) and secret (180 chars), never reused."""
+    alphabet = string.ascii_letters + string.digits
+    key = "PSBENCH" + "".join(secrets.choice(alphabet) for _ in range(29))
+    secret = "".join(secrets.choice(alphabet + "+/") for _ in range(180))
+    return key, secret
+
+
+# -- the calls -------------------------------------------------------------------------------
+
+Call = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Sample:
+    """What a run of calls produced."""
+
+    wall_s: float
+    latencies_ms: list[float]
+    errors: int
+    first_error: str
+
+
+async def run_sequential(call: Call, calls: int, warmup: int) -> Sample:
+    """``warmup`` unmeasured calls, then ``calls`` timed one after another."""
+    for _ in range(warmup):
+        await call()
+    latencies: list[float] = []
+    errors, first_error = 0, ""
+    started = time.perf_counter()
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        try:
+            await call()
+        except HubError as exc:
+            errors += 1
+            first_error = first_error or f"{type(exc).__name__}: {exc}"
+        else:
+            latencies.append((time.perf_counter() - t0) * 1000.0)
+    return Sample(time.perf_counter() - started, latencies, errors, first_error)
+
+
+async def run_concurrent(call: Call, calls: int, concurrency: int) -> Sample:
+    """``calls`` calls by ``concurrency`` workers, each starting its next as one finishes."""
+    latencies: list[float] = []
+    errors, first_error = 0, ""
+    remaining = calls
+
+    async def worker() -> None:
+        nonlocal remaining, errors, first_error
+        while remaining > 0:
+            remaining -= 1
+            t0 = time.perf_counter()
+            try:
+                await call()
+            except HubError as exc:
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+            else:
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    return Sample(time.perf_counter() - started, latencies, errors, first_error)
+
+
+@dataclass
+class Plan:
+    """How many calls each phase makes."""
+
+    latency_calls: int
+    latency_warmup: int
+    throughput_calls: int
+    throughput_warmup: int
+    concurrency: int
+
+
+class Meter:
+    """CPU seconds of the bench's processes between two points in time."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start = {role: cpu_seconds(pid) for role, pid in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds each process used since the meter was made."""
+        return {
+            role: round(cpu_seconds(pid) - self._start[role], 3) for role, pid in self.pids.items()
+        }
+
+
+async def measure(
+    path: Via,
+    transport: TransportName,
+    call: Call,
+    plan: Plan,
+    pids: dict[str, int],
+) -> list[Phase]:
+    """The latency phase, then the throughput phase, of one path and transport."""
+    phases: list[Phase] = []
+    meter = Meter(pids)
+    sample = await run_sequential(call, plan.latency_calls, plan.latency_warmup)
+    phases.append(
+        Phase(
+            path,
+            transport,
+            "latency",
+            plan.latency_calls,
+            sample.errors,
+            sample.wall_s,
+            sample.latencies_ms,
+            meter.stop(),
+            sample.first_error,
+        )
+    )
+    # Warm-up at full concurrency fills the connection pools before the clock starts.
+    await run_concurrent(call, plan.throughput_warmup, plan.concurrency)
+    meter = Meter(pids)
+    sample = await run_concurrent(call, plan.throughput_calls, plan.concurrency)
+    phases.append(
+        Phase(
+            path,
+            transport,
+            "throughput",
+            plan.throughput_calls,
+            sample.errors,
+            sample.wall_s,
+            sample.latencies_ms,
+            meter.stop(),
+            sample.first_error,
+        )
+    )
+    return phases
+
+
+def kis_account(sim_url: str) -> AccountConfig:
+    """A KIS account on the simulator with a never-used app key."""
+    app_key, app_secret = fresh_app_key()
+    return AccountConfig(
+        provider=Provider.KIS,
+        name="default",
+        app_key=Secret(app_key),
+        app_secret=Secret(app_secret),
+        base_url=sim_url,
+    )
+
+
+async def bench_direct(
+    sim_url: str, transport: TransportName, plan: Plan, pids: dict[str, int]
+) -> list[Phase]:
+    """The broker client the dispatcher uses, called from this process: no hub in between."""
+    spec = lookup_tr(Provider.KIS, TR_ID)
+    assert spec is not None
+    account = kis_account(sim_url)
+    http = make_http_client(transport, max_connections=HTTP_MAX_CONNECTIONS, timeout=CALL_TIMEOUT_S)
+    async with KisClient(http) as kis:
+        try:
+            token: AccessToken = await kis.issue_token(account)
+
+            async def call() -> None:
+                reply = await kis.call(
+                    spec, PARAMS, account=account, token=token, timeout=CALL_TIMEOUT_S
+                )
+                # The hub hands callers the parsed body; so does the direct path.
+                msgspec.json.decode(reply.body)
+
+            return await measure("direct", transport, call, plan, pids)
+        finally:
+            await http.aclose()
+
+
+async def bench_hub(
+    redis_url: str, namespace: str, transport: TransportName, plan: Plan, pids: dict[str, int]
+) -> list[Phase]:
+    """``HubClient.execute`` from this process; the dispatcher process does the HTTP call."""
+    async with HubClient.from_url(redis_url, namespace=namespace) as hub:
+
+        async def call() -> None:
+            await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=CALL_TIMEOUT_S)
+
+        return await measure("hub", transport, call, plan, pids)
+
+
+# -- orchestration ---------------------------------------------------------------------------
+
+
+@dataclass
+class Machine:
+    """Where the figures were measured."""
+
+    date: str
+    host: str
+    nproc: int
+    cpu_model: str
+    platform: str
+    python: str
+    redis_server: str
+    redis_binary: str
+    loadavg_before: str
+    packages: dict[str, str]
+
+
+def machine_info(redis_binary: Path) -> Machine:
+    """nproc, CPU, Python, redis-server and the HTTP stack's versions."""
+    cpu_model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.partition(":")[2].strip()
+                break
+    packages: dict[str, str] = {}
+    for name in ("httpx", "httpx-aiohttp", "aiohttp", "redis", "uvicorn", "starlette", "anyio"):
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = "-"
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    return Machine(
+        date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        host=platform.node(),
+        nproc=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0,
+        cpu_model=cpu_model,
+        platform=platform.platform(),
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        redis_server=".".join(map(str, redis_server_version(redis_binary))),
+        redis_binary=str(redis_binary),
+        loadavg_before=load,
+        packages=packages,
+    )
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(plan: Plan, workdir: Path) -> tuple[Machine, list[Phase]]:
+    """Start Redis, then per transport: sim (+ dispatcher), direct and hub phases; stop all."""
+    binary = find_redis_server()
+    machine = machine_info(binary)
+    print_machine(machine)
+    phases: list[Phase] = []
+    with EmbeddedRedis(workdir / "redis", appendonly=False, binary=binary) as server:
+        assert server.pid is not None
+        redis_pid = server.pid
+        for transport in TRANSPORTS:
+            # A fresh simulator per transport: both paths of a transport share it, and no run
+            # inherits another's call log or connections.
+            sim, sim_url = start_sim(workdir, transport)
+            try:
+                pids = {"bench": os.getpid(), "redis": redis_pid, "sim": sim.pid}
+                console.print(f"[bold]direct, {transport}[/] (sim {sim_url}, pid {sim.pid})")
+                phases += anyio.run(bench_direct, sim_url, transport, plan, pids)
+                show_progress(phases[-2:])
+                namespace = f"bench-{transport}-{secrets.token_hex(4)}"
+                dispatcher = start_dispatcher(workdir, server.url, sim_url, namespace, transport)
+                try:
+                    console.print(
+                        f"[bold]hub, dispatcher {transport}[/] (dispatcher pid {dispatcher.pid})"
+                    )
+                    pids = {**pids, "dispatcher": dispatcher.pid}
+                    phases += anyio.run(bench_hub, server.url, namespace, transport, plan, pids)
+                    show_progress(phases[-2:])
+                finally:
+                    dispatcher.stop()
+            finally:
+                sim.stop()
+    return machine, phases
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    """A coloured PASS/MISS."""
+    return "[green]PASS[/]" if ok else "[red]MISS[/]"
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    """A number, or "-" for NaN."""
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def print_machine(machine: Machine) -> None:
+    """The machine block of the report."""
+    table = Table(title="Machine", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("date", machine.date)
+    table.add_row("nproc", str(machine.nproc))
+    table.add_row("CPU", machine.cpu_model)
+    table.add_row("platform", machine.platform)
+    table.add_row("Python", machine.python)
+    table.add_row("redis-server", f"{machine.redis_server} ({machine.redis_binary})")
+    table.add_row("load avg (before)", machine.loadavg_before)
+    table.add_row("packages", ", ".join(f"{k} {v}" for k, v in machine.packages.items()))
+    console.print(table)
+    console.print(
+        "Processes: callers in this bench process (pid "
+        f"{os.getpid()}); redis-server, the simulator and the dispatcher each in their own "
+        "process. The dispatcher runs only during the hub phases; a fresh simulator is started "
+        "per transport.\n"
+    )
+
+
+def show_progress(phases: list[Phase]) -> None:
+    """One line per finished phase."""
+    for p in phases:
+        errors = f", [red]{p.errors} errors[/] ({p.first_error})" if p.errors else ""
+        if p.kind == "latency":
+            console.print(
+                f"  latency     {p.label:<26} p50 {fmt(p.pct(50))} ms  "
+                f"p99 {fmt(p.pct(99))} ms{errors}"
+            )
+        else:
+            console.print(
+                f"  throughput  {p.label:<26} {p.rate:,.0f} calls/s  "
+                f"p50 {fmt(p.pct(50), 1)} ms  p99 {fmt(p.pct(99), 1)} ms{errors}"
+            )
+
+
+def find(phases: list[Phase], path: Via, transport: str, kind: str) -> Phase | None:
+    """The phase of ``path``/``transport``/``kind``, if it ran."""
+    for p in phases:
+        if p.path == path and p.transport == transport and p.kind == kind:
+            return p
+    return None
+
+
+def report(plan: Plan, phases: list[Phase]) -> None:
+    """Latency, throughput and CPU tables with the targets."""
+    lat = Table(
+        title=(
+            f"Latency, sequential: {plan.latency_calls} calls after {plan.latency_warmup} "
+            "warm-up (ms). Overhead = hub - direct of the same transport."
+        ),
+        title_justify="left",
+    )
+    for col in ("path", "p50", "p90", "p99", "max", "overhead p50", "overhead p99"):
+        lat.add_column(col, justify="left" if col == "path" else "right")
+    lat.add_column(f"p50 ≤ {TARGET_OVERHEAD_P50_MS:g} ms")
+    lat.add_column(f"p99 ≤ {TARGET_OVERHEAD_P99_MS:g} ms")
+    for transport in TRANSPORTS:
+        direct = find(phases, "direct", transport, "latency")
+        hub = find(phases, "hub", transport, "latency")
+        for p in (direct, hub):
+            if p is None:
+                continue
+            row = [p.label, fmt(p.pct(50)), fmt(p.pct(90)), fmt(p.pct(99))]
+            row.append(fmt(max(p.latencies_ms, default=math.nan)))
+            if p.path == "hub" and direct is not None:
+                d50, d99 = p.pct(50) - direct.pct(50), p.pct(99) - direct.pct(99)
+                row += [fmt(d50), fmt(d99)]
+                row += [verdict(d50 <= TARGET_OVERHEAD_P50_MS)]
+                row += [verdict(d99 <= TARGET_OVERHEAD_P99_MS)]
+            else:
+                row += ["", "", "", ""]
+            lat.add_row(*row)
+    console.print(lat)
+
+    directs = [p for p in phases if p.path == "direct" and p.kind == "throughput"]
+    best = max(directs, key=lambda p: p.rate, default=None)
+    thr = Table(
+        title=(
+            f"Throughput: {plan.throughput_calls} calls, {plan.concurrency} in flight "
+            f"(target: hub ≥ {TARGET_THROUGHPUT_RATIO:g}× direct)"
+        ),
+        title_justify="left",
+    )
+    for col in ("path", "calls/s", "p50 ms", "p99 ms", "errors"):
+        thr.add_column(col, justify="left" if col == "path" else "right")
+    thr.add_column("× same-transport direct", justify="right")
+    thr.add_column(f"× best direct ({best.label if best else '-'})", justify="right")
+    for transport in TRANSPORTS:
+        direct = find(phases, "direct", transport, "throughput")
+        for p in (direct, find(phases, "hub", transport, "throughput")):
+            if p is None:
+                continue
+            row = [p.label, f"{p.rate:,.0f}", fmt(p.pct(50), 1), fmt(p.pct(99), 1), str(p.errors)]
+            if p.path == "hub" and direct is not None and best is not None:
+                same, vs_best = p.rate / direct.rate, p.rate / best.rate
+                row.append(f"{same:.2f}× {verdict(same >= TARGET_THROUGHPUT_RATIO)}")
+                row.append(f"{vs_best:.2f}× {verdict(vs_best >= TARGET_THROUGHPUT_RATIO)}")
+            else:
+                row += ["", ""]
+            thr.add_row(*row)
+    console.print(thr)
+
+    cpu = Table(
+        title="CPU per call (ms of CPU time per call, by process; util = share of all cores)",
+        title_justify="left",
+    )
+    roles: tuple[Role, ...] = ("bench", "dispatcher", "sim", "redis")
+    for col in ("phase", "path", *roles, "total", "wall ms/call", "util"):
+        cpu.add_column(col, justify="left" if col in ("phase", "path") else "right")
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    for p in phases:
+        per_call = [p.cpu_s.get(role, math.nan) * 1000.0 / p.calls for role in roles]
+        total_s = sum(v for v in p.cpu_s.values() if not math.isnan(v))
+        cpu.add_row(
+            p.kind,
+            p.label,
+            *(fmt(v, 3) for v in per_call),
+            fmt(total_s * 1000.0 / p.calls, 3),
+            fmt(p.wall_s * 1000.0 / p.calls, 3),
+            f"{100.0 * total_s / (p.wall_s * ncpu):.0f}%",
+        )
+    console.print(cpu)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]:
+    """Command-line options; ``--quick`` shrinks every phase."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--latency-calls", type=int, help="sequential calls measured")
+    parser.add_argument("--warmup", type=int, help="sequential warm-up calls")
+    parser.add_argument("--throughput-calls", type=int, help="calls in each throughput run")
+    parser.add_argument("--concurrency", type=int, default=64, help="callers in flight")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the child processes' logs")
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    plan = Plan(
+        latency_calls=args.latency_calls or (200 if quick else 1000),
+        latency_warmup=args.warmup if args.warmup is not None else (20 if quick else 100),
+        throughput_calls=args.throughput_calls or (1000 if quick else 5000),
+        throughput_warmup=args.concurrency * 2,
+        concurrency=args.concurrency,
+    )
+    return plan, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the report; exit 1 if a phase had errors."""
+    plan, args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    started = time.monotonic()
+    try:
+        with _workdir(keep=bool(args.keep_logs)) as workdir:
+            machine, phases = run(plan, workdir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print()
+    report(plan, phases)
+    console.print(f"\nTotal run time {time.monotonic() - started:.0f} s.")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": asdict(machine),
+                    "plan": asdict(plan),
+                    "phases": [p.summary() for p in phases],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        console.print(f"Figures written to {args.json}.")
+    return 1 if any(p.errors for p in phases) else 0
+
+
+@contextlib.contextmanager
+def _workdir(*, keep: bool) -> Iterator[Path]:
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix="apihub-bench-"))
+        console.print(f"Logs kept in {path}")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="apihub-bench-") as name:
+        yield Path(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``python -m apihub_broker_sim``: run the simulator in the foreground (for the demo)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+import uvicorn
+
+from ._app import create_app
+from ._config import SimConfig
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="apihub-broker-sim", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=SimConfig.seed)
+    parser.add_argument("--start", help="initial simulated time, ISO 8601 (default: now)")
+    parser.add_argument("--frozen", action="store_true", help="keep the clock at --start")
+    parser.add_argument("--kis-rate", type=int, default=None, help="KIS calls/s per appkey")
+    parser.add_argument("--kiwoom-rate", type=int, default=None, help="Kiwoom calls/s per api-id")
+    args = parser.parse_args(argv)
+    config = SimConfig(
+        seed=args.seed,
+        start_time=datetime.fromisoformat(args.start) if args.start else None,
+        frozen=args.frozen,
+        kis_rate_limit_per_s=args.kis_rate,
+        kiwoom_rate_limit_per_s=args.kiwoom_rate,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()

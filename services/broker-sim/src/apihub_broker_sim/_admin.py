@@ -1,0 +1,164 @@
+"""The test and control API under ``/__sim/`` (JSON in, JSON out).
+
+==========================  ==================================================================
+``GET  /__sim/health``      ``{"ok": true}``
+``GET  /__sim/clock``       ``{"now": iso8601, "frozen": bool}``
+``POST /__sim/clock``       ``{"now": iso8601, "frozen": bool}`` to set (frozen by default),
+                            ``{"advance_s": x}`` to move, ``{"frozen": false}`` to unfreeze
+``GET  /__sim/faults``      armed faults
+``POST /__sim/faults``      arm one (see ``_faults``); returns it with its ``id``
+``DELETE /__sim/faults``    disarm all; ``DELETE /__sim/faults/{id}`` disarms one
+``POST /__sim/tokens/expire``  ``{"provider": "KIS"|"KIWOOM", "appkey"?: str}``
+``POST /__sim/tokens/revoke``  same body; the tokens become invalid
+``GET  /__sim/calls``       recorded calls (``?provider=&tr_id=&limit=``)
+``DELETE /__sim/calls``     clear the call log only
+``GET  /__sim/stats``       token counts, busiest one-second window, totals
+``GET  /__sim/orders``      accepted orders
+``POST /__sim/reset``       clear calls, tokens, faults, rate windows and orders
+==========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ._faults import FaultSpecError
+from ._http import json_response
+from ._state import SimState
+from ._tokens import KIS, KIWOOM
+
+__all__ = ["routes"]
+
+_MEDIA = "application/json"
+
+
+def _ok(payload: Any, status: int = 200) -> Response:
+    return json_response(payload, status, media_type=_MEDIA)
+
+
+def _bad(message: str) -> Response:
+    return _ok({"error": message}, 400)
+
+
+async def _body(request: Request) -> dict[str, Any] | None:
+    raw = await request.body()
+    try:
+        data = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def routes(state: SimState) -> list[Route]:
+    """The admin routes bound to ``state``."""
+
+    def clock_view() -> dict[str, Any]:
+        return {"now": state.clock.now().isoformat(), "frozen": state.clock.frozen}
+
+    async def health(request: Request) -> Response:
+        return _ok({"ok": True})
+
+    async def clock(request: Request) -> Response:
+        if request.method == "GET":
+            return _ok(clock_view())
+        body = await _body(request)
+        if body is None:
+            return _bad("body must be a JSON object")
+        frozen = body.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            return _bad("frozen must be a boolean")
+        if "now" in body:
+            try:
+                when = datetime.fromisoformat(str(body["now"]))
+            except ValueError:
+                return _bad("now must be an ISO 8601 datetime")
+            state.clock.set(when, frozen=True if frozen is None else frozen)
+        elif frozen is False:
+            state.clock.unfreeze()
+        if "advance_s" in body:
+            step = body["advance_s"]
+            if not isinstance(step, int | float) or isinstance(step, bool):
+                return _bad("advance_s must be a number")
+            state.clock.advance(float(step))
+        return _ok(clock_view())
+
+    async def faults(request: Request) -> Response:
+        if request.method == "GET":
+            return _ok([fault.to_json() for fault in state.faults.list()])
+        if request.method == "DELETE":
+            state.faults.clear()
+            return _ok({"cleared": True})
+        body = await _body(request)
+        try:
+            fault = state.faults.add(body)
+        except FaultSpecError as error:
+            return _bad(str(error))
+        return _ok(fault.to_json(), 201)
+
+    async def fault_item(request: Request) -> Response:
+        try:
+            fault_id = int(request.path_params["fault_id"])
+        except ValueError:
+            return _bad("fault id must be an integer")
+        if not state.faults.remove(fault_id):
+            return _ok({"error": "no such fault"}, 404)
+        return _ok({"removed": fault_id})
+
+    async def tokens(request: Request) -> Response:
+        body = await _body(request)
+        if body is None:
+            return _bad("body must be a JSON object")
+        provider = str(body.get("provider", "")).upper()
+        if provider not in (KIS, KIWOOM):
+            return _bad("provider must be KIS or KIWOOM")
+        appkey = body.get("appkey")
+        if appkey is not None and not isinstance(appkey, str):
+            return _bad("appkey must be a string")
+        if request.url.path.endswith("/expire"):
+            count = state.tokens.expire(provider, appkey)
+        else:
+            count = state.tokens.revoke(provider, appkey)
+        return _ok({"affected": count})
+
+    async def calls(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.recorder.clear()
+            return _ok({"cleared": True})
+        query = request.query_params
+        records = state.recorder.calls()
+        if "provider" in query:
+            records = [r for r in records if r.provider == query["provider"].upper()]
+        if "tr_id" in query:
+            records = [r for r in records if r.tr_id == query["tr_id"]]
+        if query.get("limit", "").isdigit():
+            records = records[-int(query["limit"]) :]
+        return _ok([record.to_json() for record in records])
+
+    async def stats(request: Request) -> Response:
+        return _ok(state.recorder.stats())
+
+    async def orders(request: Request) -> Response:
+        return _ok([order.to_json() for order in state.orders()])
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return _ok({"reset": True})
+
+    return [
+        Route("/__sim/health", health, methods=["GET"]),
+        Route("/__sim/clock", clock, methods=["GET", "POST"]),
+        Route("/__sim/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/__sim/faults/{fault_id}", fault_item, methods=["DELETE"]),
+        Route("/__sim/tokens/expire", tokens, methods=["POST"]),
+        Route("/__sim/tokens/revoke", tokens, methods=["POST"]),
+        Route("/__sim/calls", calls, methods=["GET", "DELETE"]),
+        Route("/__sim/stats", stats, methods=["GET"]),
+        Route("/__sim/orders", orders, methods=["GET"]),
+        Route("/__sim/reset", reset, methods=["POST"]),
+    ]

@@ -1,0 +1,27 @@
+"""The Starlette application: KIS, Kiwoom and admin routes on one base URL."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from . import _admin, _kis, _kiwoom
+from ._clock import SimClock
+from ._config import SimConfig
+from ._state import SimState
+
+__all__ = ["create_app"]
+
+
+def create_app(config: SimConfig | None = None, clock: SimClock | None = None) -> Starlette:
+    """Build a simulator app; ``app.state.sim`` is its :class:`SimState`.
+
+    Without ``clock`` one is made from ``config.start_time`` / ``config.frozen``. The KIS and
+    Kiwoom paths do not collide, so both brokers share the app.
+    """
+    config = config or SimConfig()
+    if clock is None:
+        clock = SimClock(config.start_time, frozen=config.frozen)
+    state = SimState(config, clock)
+    app = Starlette(routes=[*_kis.routes(state), *_kiwoom.routes(state), *_admin.routes(state)])
+    app.state.sim = state
+    return app

@@ -1,0 +1,67 @@
+"""Simulator settings. Every knob that FACTS.md marks unconfirmed lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+__all__ = ["SimConfig"]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Settings for one simulator instance.
+
+    Attributes:
+        seed: Root seed of the market-data generator; same seed, same market.
+        token_issue_window_s: KIS ``tokenP`` allows one issuance per appkey per window;
+            a second call inside it gets ``EGW00133`` (HTTP 403).
+        token_lifetime_s: Lifetime of KIS and Kiwoom access tokens.
+        kis_reissue_same_within_s: A KIS ``tokenP`` call this soon after the token was
+            minted returns the same token (6 h on the real service).
+        kis_rate_limit_per_s: Sliding one-second limit per KIS appkey on REST calls,
+            answered with ``EGW00201``; ``None`` disables it.
+        kis_rate_limit_status: HTTP status of ``EGW00201`` (500 on the real service; one
+            report saw 200).
+        kiwoom_rate_limit_per_s: Sliding one-second limit per Kiwoom (appkey, api-id),
+            answered with ``return_code`` 5 / ``[1700:...]``; ``None`` disables it.
+        kiwoom_rate_limit_status: HTTP status of the Kiwoom ``1700`` answer (429 measured;
+            some saw 200).
+        kis_page_rows_minute: Rows per FHKST03010200 answer.
+        kis_page_rows_daily: Rows per FHKST03010100 answer.
+        kiwoom_page_rows_daily: Rows per ka10081 page.
+        kiwoom_page_rows_minute: Rows per ka10080 page.
+        kiwoom_page_rows_tick: Rows per ka10079 page.
+        kis_time_chart_inclusive: Whether FHKST03010200 includes the bar at
+            ``FID_INPUT_HOUR_1`` itself (unconfirmed on the real service).
+        start_time: Initial simulated time (aware; naive means KST); ``None`` = real now.
+        frozen: Keep the clock at ``start_time`` until it is set or advanced.
+        apps: If given, the only valid appkey -> secret pairs (both brokers); otherwise any
+            non-empty pair is accepted.
+        holidays: Extra non-trading days on top of weekends (the holiday-calendar hook).
+        history_days: Calendar days of daily history before the current date.
+        kiwoom_intraday_history_days: Trading days of minute and tick history that
+            ka10080 / ka10079 page through.
+    """
+
+    seed: int = 20250321
+    token_issue_window_s: float = 60.0
+    token_lifetime_s: int = 86400
+    kis_reissue_same_within_s: float = 6 * 3600.0
+    kis_rate_limit_per_s: int | None = None
+    kis_rate_limit_status: int = 500
+    kiwoom_rate_limit_per_s: int | None = None
+    kiwoom_rate_limit_status: int = 429
+    kis_page_rows_minute: int = 30
+    kis_page_rows_daily: int = 100
+    kiwoom_page_rows_daily: int = 600
+    kiwoom_page_rows_minute: int = 900
+    kiwoom_page_rows_tick: int = 900
+    kis_time_chart_inclusive: bool = True
+    start_time: datetime | None = None
+    frozen: bool = False
+    apps: Mapping[str, str] | None = None
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    history_days: int = 730
+    kiwoom_intraday_history_days: int = 5

@@ -1,0 +1,193 @@
+"""Run-time fault injection (``POST /__sim/faults``).
+
+A fault is a match (provider, tr_id / api-id, path, method, appkey), a count (``-1`` until
+cleared) and an action. The first fault that matches a request fires; a fault whose count
+reaches zero disappears. Preset actions reproduce the brokers' documented failures:
+
+==============  ==========================================================================
+kind            answer
+==============  ==========================================================================
+``error``       ``status`` + JSON ``body`` (+ ``headers``) given by the caller
+``egw00201``    KIS per-second limit, HTTP 500 (``kis_rate_limit_status``)
+``egw00121``    KIS invalid token, HTTP 500
+``egw00123``    KIS expired token, HTTP 500
+``egw00133``    KIS token issuance throttle, HTTP 403 (``error_code`` shape)
+``kiwoom_8005`` Kiwoom invalid token, HTTP 200, ``return_code`` 3
+``kiwoom_1700`` Kiwoom rate limit, ``kiwoom_rate_limit_status``, ``return_code`` 5
+``http_503``    a bare gateway 503 with an HTML body
+``delay``       sleep ``delay_ms``, then answer normally
+``reset``       drop the connection; clients see a transport error
+==============  ==========================================================================
+
+Any action may also carry ``delay_ms``, applied before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._recorder import CallContext
+
+__all__ = ["FAULT_KINDS", "Fault", "FaultBook", "FaultSpecError"]
+
+FAULT_KINDS = frozenset(
+    {
+        "delay",
+        "egw00121",
+        "egw00123",
+        "egw00133",
+        "egw00201",
+        "error",
+        "http_503",
+        "kiwoom_1700",
+        "kiwoom_8005",
+        "reset",
+    }
+)
+_MATCH_KEYS = frozenset({"provider", "tr_id", "api_id", "path", "method", "appkey"})
+
+
+class FaultSpecError(Exception):
+    """A fault spec posted to the admin API is malformed."""
+
+
+@dataclass
+class Fault:
+    """One armed fault."""
+
+    id: int
+    match: dict[str, str]
+    remaining: int
+    kind: str
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_ms: float = 0.0
+    fired: int = 0
+
+    def matches(self, ctx: CallContext) -> bool:
+        """Whether this fault applies to the call ``ctx``."""
+        for key, wanted in self.match.items():
+            if key == "provider":
+                if ctx.provider.upper() != wanted.upper():
+                    return False
+            elif key in ("tr_id", "api_id"):
+                if ctx.tr_id != wanted:
+                    return False
+            elif key == "path":
+                hit = (
+                    ctx.path.startswith(wanted[:-1]) if wanted.endswith("*") else ctx.path == wanted
+                )
+                if not hit:
+                    return False
+            elif key == "method":
+                if ctx.method.upper() != wanted.upper():
+                    return False
+            elif key == "appkey" and ctx.appkey != wanted:
+                return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        """The admin API's view; the appkey a fault matches on is not echoed back."""
+        match = {k: ("***" if k == "appkey" else v) for k, v in self.match.items()}
+        return {
+            "id": self.id,
+            "match": match,
+            "remaining": self.remaining,
+            "kind": self.kind,
+            "status": self.status,
+            "delay_ms": self.delay_ms,
+            "fired": self.fired,
+        }
+
+
+class FaultBook:
+    """The armed faults of one simulator; thread-safe."""
+
+    def __init__(self) -> None:
+        """Start with no faults."""
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def add(self, spec: Any) -> Fault:
+        """Arm a fault from its JSON spec; raises :class:`FaultSpecError` if it is malformed."""
+        if not isinstance(spec, dict):
+            raise FaultSpecError("fault spec must be a JSON object")
+        match = spec.get("match", {})
+        if not isinstance(match, dict) or not set(match) <= _MATCH_KEYS:
+            raise FaultSpecError(f"match must be an object with keys from {sorted(_MATCH_KEYS)}")
+        if not all(isinstance(v, str) for v in match.values()):
+            raise FaultSpecError("match values must be strings")
+        count = spec.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count == 0 or count < -1:
+            raise FaultSpecError("count must be a positive integer or -1")
+        action = spec.get("action", {})
+        if isinstance(action, str):
+            action = {"kind": action}
+        if not isinstance(action, dict):
+            raise FaultSpecError("action must be an object or a kind name")
+        kind = action.get("kind")
+        if kind not in FAULT_KINDS:
+            raise FaultSpecError(f"action.kind must be one of {sorted(FAULT_KINDS)}")
+        status = action.get("status")
+        if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+            raise FaultSpecError("action.status must be an HTTP status code")
+        if kind == "error" and status is None:
+            raise FaultSpecError("an error action needs a status")
+        headers = action.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise FaultSpecError("action.headers must map strings to strings")
+        delay_ms = action.get("delay_ms", 0)
+        if not isinstance(delay_ms, int | float) or isinstance(delay_ms, bool) or delay_ms < 0:
+            raise FaultSpecError("action.delay_ms must be a non-negative number")
+        with self._lock:
+            fault = Fault(
+                id=self._next_id,
+                match=dict(match),
+                remaining=count,
+                kind=kind,
+                status=status,
+                body=action.get("body"),
+                headers=dict(headers),
+                delay_ms=float(delay_ms),
+            )
+            self._next_id += 1
+            self._faults.append(fault)
+            return fault
+
+    def take(self, ctx: CallContext) -> Fault | None:
+        """Fire the first fault matching ``ctx``, if any, consuming one of its count."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(ctx):
+                    fault.fired += 1
+                    if fault.remaining > 0:
+                        fault.remaining -= 1
+                        if fault.remaining == 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def list(self) -> list[Fault]:
+        """The armed faults, in firing priority."""
+        with self._lock:
+            return list(self._faults)
+
+    def remove(self, fault_id: int) -> bool:
+        """Disarm one fault."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.id == fault_id:
+                    self._faults.remove(fault)
+                    return True
+        return False
+
+    def clear(self) -> None:
+        """Disarm everything."""
+        with self._lock:
+            self._faults.clear()

@@ -1,0 +1,157 @@
+"""What every broker request goes through before and after its handler.
+
+Order: identify the caller -> fire a matching fault -> rate limit -> handler -> record.
+Faults come first so a test can force, say, ``EGW00121`` on a call whose token is fine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ._faults import Fault
+from ._http import (
+    KIWOOM_MEDIA_TYPE,
+    DropConnectionResponse,
+    json_response,
+    kis_envelope_error,
+    kis_token_error,
+    kiwoom_error,
+)
+from ._recorder import CallContext
+from ._state import SimState
+from ._tokens import KIS, KIWOOM
+
+__all__ = ["Handler", "bearer_token", "broker_route", "read_json_object"]
+
+Handler = Callable[[Request, CallContext], Awaitable[Response]]
+
+
+def bearer_token(request: Request) -> str:
+    """The token of an ``authorization: Bearer <token>`` header ("" if absent or malformed)."""
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def read_json_object(request: Request) -> dict[str, object] | None:
+    """The request body as a JSON object, or ``None`` if it is not one."""
+    raw = await request.body()
+    try:
+        data = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def broker_route(
+    state: SimState,
+    provider: str,
+    path: str,
+    handler: Handler,
+    methods: list[str],
+    *,
+    rate_limited: bool = True,
+) -> Route:
+    """A Starlette route whose endpoint runs ``handler`` inside the common pipeline."""
+
+    async def endpoint(request: Request) -> Response:
+        started = time.monotonic()
+        ctx = CallContext(provider=provider, method=request.method, path=path)
+        await _identify(state, request, ctx)
+        response: Response | None = None
+        fault = state.faults.take(ctx)
+        if fault is not None:
+            ctx.fault = fault.kind
+            if fault.delay_ms:
+                await anyio.sleep(fault.delay_ms / 1000.0)
+            response = _fault_response(state, fault, ctx)
+        if response is None and rate_limited:
+            response = _rate_limit(state, ctx)
+        if response is None:
+            response = await handler(request, ctx)
+        ctx.status = 0 if isinstance(response, DropConnectionResponse) else response.status_code
+        state.recorder.record(ctx, state.clock.now(), started)
+        return response
+
+    return Route(path, endpoint, methods=methods)
+
+
+async def _identify(state: SimState, request: Request, ctx: CallContext) -> None:
+    headers = request.headers
+    if ctx.provider == KIS:
+        ctx.tr_id = headers.get("tr_id", "")
+        ctx.appkey = headers.get("appkey", "")
+    else:
+        ctx.tr_id = headers.get("api-id", "")
+        ctx.appkey = state.tokens.owner(bearer_token(request))
+    if ctx.path.startswith("/oauth2/"):
+        body = await read_json_object(request)
+        if body is not None and isinstance(body.get("appkey"), str):
+            ctx.appkey = str(body["appkey"])
+
+
+def _fault_response(state: SimState, fault: Fault, ctx: CallContext) -> Response | None:
+    kind = fault.kind
+    limit_status = state.config.kis_rate_limit_status
+    if kind == "delay":
+        return None
+    if kind == "reset":
+        ctx.error_code = "reset"
+        return DropConnectionResponse()
+    if kind == "error":
+        ctx.error_code = "fault"
+        media = KIWOOM_MEDIA_TYPE if ctx.provider == KIWOOM else None
+        status = fault.status or 500
+        if media is None:
+            return json_response(fault.body, status, fault.headers)
+        return json_response(fault.body, status, fault.headers, media)
+    if kind == "http_503":
+        ctx.error_code = "http_503"
+        html = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
+        return Response(html, fault.status or 503, fault.headers, "text/html")
+    if kind == "egw00201":
+        return kis_envelope_error(ctx, fault.status or limit_status, "EGW00201", _EGW00201)
+    if kind == "egw00121":
+        return kis_envelope_error(ctx, fault.status or 500, "EGW00121", EGW00121)
+    if kind == "egw00123":
+        return kis_envelope_error(ctx, fault.status or 500, "EGW00123", EGW00123)
+    if kind == "egw00133":
+        return kis_token_error(ctx, "EGW00133", EGW00133, fault.status or 403)
+    if kind == "kiwoom_8005":
+        return kiwoom_8005(ctx, fault.status or 200)
+    return kiwoom_1700(ctx, fault.status or state.config.kiwoom_rate_limit_status)
+
+
+def _rate_limit(state: SimState, ctx: CallContext) -> Response | None:
+    if ctx.path.startswith("/oauth2/"):
+        return None
+    if ctx.provider == KIS:
+        if state.kis_limiter.allow(ctx.appkey):
+            return None
+        return kis_envelope_error(ctx, state.config.kis_rate_limit_status, "EGW00201", _EGW00201)
+    if state.kiwoom_limiter.allow((ctx.appkey, ctx.tr_id)):
+        return None
+    return kiwoom_1700(ctx, state.config.kiwoom_rate_limit_status)
+
+
+_EGW00201 = "초당 거래건수를 초과하였습니다."
+EGW00121 = "유효하지 않은 token 입니다."
+EGW00123 = "기간이 만료된 token 입니다."
+EGW00133 = "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"
+
+
+def kiwoom_8005(ctx: CallContext, status: int = 200) -> Response:
+    """Kiwoom's invalid-token answer."""
+    return kiwoom_error(ctx, 3, "인증에 실패했습니다", "8005", "Token이 유효하지 않습니다", status)
+
+
+def kiwoom_1700(ctx: CallContext, status: int) -> Response:
+    """Kiwoom's rate-limit answer, naming the api-id like the real one."""
+    detail = f"허용된 요청 개수를 초과하였습니다. API ID={ctx.tr_id}"
+    return kiwoom_error(ctx, 5, "허용된 요청 개수를 초과하였습니다", "1700", detail, status)

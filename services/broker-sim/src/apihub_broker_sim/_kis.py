@@ -1,0 +1,629 @@
+"""The KIS Open API look-alike: OAuth, hashkey, five quotation TRs and the cash order.
+
+Error conventions (FACTS.md A4/A6; codes marked * are this simulator's choice):
+
+- gateway errors: HTTP 500, ``{"rt_cd":"1","msg_cd":"EGW...","msg1":...}`` -- bad token
+  ``EGW00121``, expired ``EGW00123``, rate ``EGW00201``, missing appkey ``EGW00103``, wrong
+  appsecret ``EGW00105``, ``tr_id`` missing or not this path's ``EGW00101``*;
+- OAuth errors: HTTP 403, ``{"error_code":...,"error_description":...}``;
+- input errors: HTTP 200, ``rt_cd "2"``, ``msg_cd "OPSQ2001"``, ``msg1`` ``"ERROR :
+  INPUT_FIELD_NAME <FIELD>"`` for a missing field or ``"ERROR INVALID <FIELD>"`` for a bad
+  value (the code and rt_cd are as seen in the wild; the texts are approximations*).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ._gateway import EGW00121, EGW00123, bearer_token, broker_route, read_json_object
+from ._http import json_response, kis_envelope_error, kis_token_error
+from ._krx import floor_to_grid, tick_size
+from ._market import Bar
+from ._quotes import (
+    Snapshot,
+    change_sign,
+    close_extremes,
+    daily_flow,
+    fundamentals,
+    hhmmss,
+    pct,
+    period_bars_desc,
+    snapshot,
+    ymd,
+)
+from ._recorder import CallContext
+from ._state import OrderRecord, SimState
+from ._tokens import KIS, TokenState, secret_digest
+
+__all__ = ["ORDER_TR_IDS", "QUOTE_PATH", "routes"]
+
+QUOTE_PATH = "/uapi/domestic-stock/v1/quotations"
+ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+
+_ORDER_SIDES = {"TTTC0012U": "buy", "TTTC0011U": "sell", "TTTC0802U": "buy", "TTTC0801U": "sell"}
+ORDER_TR_IDS: Mapping[str, str] = {
+    **_ORDER_SIDES,
+    **{"V" + tr[1:]: side for tr, side in _ORDER_SIDES.items()},
+}
+"""Order TR id -> side: current and legacy ids, real and vps (``V...``) variants."""
+
+_OK = {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다."}
+_ORDER_OK = {"rt_cd": "0", "msg_cd": "APBK0013", "msg1": "주문 전송 완료 되었습니다."}
+_CODE = re.compile(r"Q?(\d{6})")
+_MARKETS = frozenset({"J", "NX", "UN"})  # all served from the KRX tape
+
+
+class _InputError(Exception):
+    """A query or body field is missing (``missing``) or has a bad value."""
+
+    def __init__(self, field: str, *, missing: bool = False) -> None:
+        super().__init__(field)
+        self.field = field
+        self.missing = missing
+
+
+def _input_error(ctx: CallContext, error: _InputError) -> Response:
+    if error.missing:
+        text = f"ERROR : INPUT_FIELD_NAME {error.field}"
+    else:
+        text = f"ERROR INVALID {error.field}"
+    return kis_envelope_error(ctx, 200, "OPSQ2001", text, rt_cd="2")
+
+
+def _gt_uid(state: SimState) -> str:
+    material = f"gt|{state.config.seed}|{state.next_serial()}"
+    return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
+
+
+def _authorize(state: SimState, request: Request, ctx: CallContext, tr_ids: Any) -> Response | None:
+    """Check ``tr_id``, the bearer token and the appkey/appsecret headers."""
+    if ctx.tr_id not in tr_ids:
+        return kis_envelope_error(ctx, 500, "EGW00101", "유효하지 않은 요청입니다. (tr_id)")
+    token_state, record = state.tokens.check(KIS, bearer_token(request))
+    if token_state is TokenState.INVALID or record is None:
+        return kis_envelope_error(ctx, 500, "EGW00121", EGW00121)
+    if token_state is TokenState.EXPIRED:
+        return kis_envelope_error(ctx, 500, "EGW00123", EGW00123)
+    if not ctx.appkey:
+        return kis_envelope_error(ctx, 500, "EGW00103", "유효하지 않은 AppKey입니다.")
+    if ctx.appkey != record.appkey:
+        return kis_envelope_error(ctx, 500, "EGW00121", EGW00121)
+    if secret_digest(request.headers.get("appsecret", "")) != record.secret_digest:
+        return kis_envelope_error(ctx, 500, "EGW00105", "유효하지 않은 AppSecret입니다.")
+    return None
+
+
+# --- OAuth and hashkey -------------------------------------------------------------------
+
+
+def _check_app(
+    state: SimState, ctx: CallContext, appkey: object, secret: object
+) -> Response | tuple[str, str]:
+    """Validate an appkey/secret pair from a body; returns an error or the pair."""
+    if not isinstance(appkey, str) or not appkey:
+        return kis_token_error(ctx, "EGW00103", "유효하지 않은 AppKey입니다.")
+    if not isinstance(secret, str) or not secret:
+        return kis_token_error(ctx, "EGW00105", "유효하지 않은 AppSecret입니다.")
+    configured = state.app_secret(appkey)
+    if configured == "":
+        return kis_token_error(ctx, "EGW00103", "유효하지 않은 AppKey입니다.")
+    if configured is not None and configured != secret:
+        return kis_token_error(ctx, "EGW00105", "유효하지 않은 AppSecret입니다.")
+    return appkey, secret
+
+
+async def _token(state: SimState, request: Request, ctx: CallContext) -> Response:
+    body = await read_json_object(request)
+    if body is None or body.get("grant_type") != "client_credentials":
+        return kis_token_error(ctx, "EGW00101", "유효하지 않은 요청입니다. (grant_type)")
+    checked = _check_app(state, ctx, body.get("appkey"), body.get("appsecret"))
+    if isinstance(checked, Response):
+        return checked
+    appkey, secret = checked
+    record = state.tokens.kis_issue(appkey, secret)
+    if record is None:
+        state.recorder.token_rejected(KIS, appkey)
+        return kis_token_error(ctx, "EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
+    state.recorder.token_issued(KIS, appkey)
+    return json_response(
+        {
+            "access_token": record.token,
+            "access_token_token_expired": record.expires_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "token_type": "Bearer",
+            "expires_in": record.remaining_s(state.clock.now()),
+        }
+    )
+
+
+async def _revoke(state: SimState, request: Request, ctx: CallContext) -> Response:
+    body = await read_json_object(request) or {}
+    appkey, secret, token = body.get("appkey"), body.get("appsecret"), body.get("token")
+    checked = _check_app(state, ctx, appkey, secret)
+    if isinstance(checked, Response):
+        return checked
+    if not isinstance(token, str) or not state.tokens.revoke_token(KIS, checked[0], token):
+        return kis_token_error(ctx, "EGW00121", EGW00121)
+    return json_response({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+
+
+async def _approval(state: SimState, request: Request, ctx: CallContext) -> Response:
+    body = await read_json_object(request)
+    if body is None or body.get("grant_type") != "client_credentials":
+        return kis_token_error(ctx, "EGW00101", "유효하지 않은 요청입니다. (grant_type)")
+    checked = _check_app(state, ctx, body.get("appkey"), body.get("secretkey"))
+    if isinstance(checked, Response):
+        return checked
+    material = f"approval|{state.config.seed}|{state.next_serial()}"
+    key = uuid.UUID(bytes=hashlib.blake2b(material.encode(), digest_size=16).digest())
+    return json_response({"approval_key": str(key)})
+
+
+async def _hashkey(state: SimState, request: Request, ctx: CallContext) -> Response:
+    if not ctx.appkey:
+        return kis_envelope_error(ctx, 500, "EGW00103", "유효하지 않은 AppKey입니다.")
+    if not request.headers.get("appsecret"):
+        return kis_envelope_error(ctx, 500, "EGW00105", "유효하지 않은 AppSecret입니다.")
+    body = await read_json_object(request)
+    if body is None:
+        return _input_error(ctx, _InputError("BODY"))
+    digest = hashlib.sha256(await request.body()).hexdigest()
+    return json_response({"BODY": body, "HASH": digest})
+
+
+# --- quotations ----------------------------------------------------------------------------
+
+Builder = Callable[[SimState, dict[str, str], datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _QuoteTR:
+    path: str
+    tr_id: str
+    required: tuple[str, ...]
+    build: Builder
+    blank_ok: tuple[str, ...] = ()
+
+
+def _code(params: Mapping[str, str]) -> str:
+    if params["FID_COND_MRKT_DIV_CODE"].upper() not in _MARKETS:
+        raise _InputError("FID_COND_MRKT_DIV_CODE")
+    match = _CODE.fullmatch(params["FID_INPUT_ISCD"].strip())
+    if match is None:
+        raise _InputError("FID_INPUT_ISCD")
+    return match.group(1)
+
+
+def _parse_day(params: Mapping[str, str], name: str) -> date:
+    try:
+        return datetime.strptime(params[name], "%Y%m%d").date()
+    except ValueError:
+        raise _InputError(name) from None
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: str) -> str:
+    value = params[name].upper()
+    if value not in allowed.split():
+        raise _InputError(name)
+    return value
+
+
+def _require(params: Mapping[str, str], tr: _QuoteTR) -> None:
+    for name in tr.required:
+        if name not in params or (not params[name] and name not in tr.blank_ok):
+            raise _InputError(name, missing=True)
+
+
+def _quote_route(state: SimState, tr: _QuoteTR) -> Route:
+    async def handler(request: Request, ctx: CallContext) -> Response:
+        denied = _authorize(state, request, ctx, (tr.tr_id,))
+        if denied is not None:
+            return denied
+        params = {key.upper(): value for key, value in request.query_params.items()}
+        now = state.clock.now()
+        try:
+            _require(params, tr)
+            payload = await anyio.to_thread.run_sync(tr.build, state, params, now)
+        except _InputError as error:
+            return _input_error(ctx, error)
+        headers = {"tr_id": tr.tr_id, "tr_cont": "", "gt_uid": _gt_uid(state)}
+        return json_response({**payload, **_OK}, headers=headers)
+
+    return broker_route(state, KIS, tr.path, handler, ["GET"])
+
+
+def _price_output(state: SimState, snap: Snapshot) -> dict[str, str]:
+    info, bar, prev = snap.info, snap.bar, snap.prev_bar
+    fund = fundamentals(info)
+    market = state.market
+    today = snap.day
+    d250 = close_extremes(market, info.code, snap, today - timedelta(days=365))
+    w52 = close_extremes(market, info.code, snap, today - timedelta(days=364))
+    ytd = close_extremes(market, info.code, snap, today.replace(month=1, day=1))
+    pivot = (prev.high + prev.low + prev.close) // 3
+    price = snap.price
+    per = price / fund.eps
+    shares = info.listed_shares
+    return {
+        "iscd_stat_cls_code": "55",
+        "marg_rate": "20.00",
+        "rprs_mrkt_kor_name": info.market_name,
+        "new_hgpr_lwpr_cls_code": "",
+        "bstp_kor_isnm": info.sector,
+        "temp_stop_yn": "N",
+        "oprc_rang_cont_yn": "N",
+        "clpr_rang_cont_yn": "N",
+        "crdt_able_yn": "Y",
+        "grmn_rate_cls_code": "40",
+        "elw_pblc_yn": "N",
+        "stck_prpr": str(price),
+        "prdy_vrss": str(snap.change),
+        "prdy_vrss_sign": snap.sign,
+        "prdy_ctrt": snap.rate,
+        "acml_tr_pbmn": str(bar.value),
+        "acml_vol": str(bar.volume),
+        "prdy_vrss_vol_rate": pct(bar.volume, prev.volume),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "stck_mxpr": str(snap.upper),
+        "stck_llam": str(snap.lower),
+        "stck_sdpr": str(snap.base),
+        "wghn_avrg_stck_prc": f"{bar.value / bar.volume:.2f}",
+        "hts_frgn_ehrt": f"{fund.foreign_pct:.2f}",
+        "frgn_ntby_qty": str(daily_flow(info, today)),
+        "pgtr_ntby_qty": str(daily_flow(info, today + timedelta(days=10_000))),
+        "pvt_scnd_dmrs_prc": str(pivot + (prev.high - prev.low)),
+        "pvt_frst_dmrs_prc": str(2 * pivot - prev.low),
+        "pvt_pont_val": str(pivot),
+        "pvt_frst_dmsp_prc": str(2 * pivot - prev.high),
+        "pvt_scnd_dmsp_prc": str(pivot - (prev.high - prev.low)),
+        "dmrs_val": str((prev.high + prev.close) // 2),
+        "dmsp_val": str((prev.low + prev.close) // 2),
+        "cpfn": str(shares * info.par_value // 100_000_000),
+        "rstc_wdth_prc": str(snap.upper - snap.base),
+        "stck_fcam": str(info.par_value),
+        "stck_sspr": str(floor_to_grid(snap.base * 8 // 10)),
+        "aspr_unit": str(tick_size(price)),
+        "hts_deal_qty_unit_val": "1",
+        "lstn_stcn": str(shares),
+        "hts_avls": str(price * shares // 100_000_000),
+        "per": f"{per:.2f}",
+        "pbr": f"{price / fund.bps:.2f}",
+        "stac_month": fund.fiscal_month,
+        "vol_tnrt": pct(bar.volume, shares),
+        "eps": f"{fund.eps:.2f}",
+        "bps": f"{fund.bps:.2f}",
+        "d250_hgpr": str(d250.high),
+        "d250_hgpr_date": ymd(d250.high_day),
+        "d250_hgpr_vrss_prpr_rate": pct(price - d250.high, d250.high),
+        "d250_lwpr": str(d250.low),
+        "d250_lwpr_date": ymd(d250.low_day),
+        "d250_lwpr_vrss_prpr_rate": pct(price - d250.low, d250.low),
+        "stck_dryy_hgpr": str(ytd.high),
+        "dryy_hgpr_vrss_prpr_rate": pct(price - ytd.high, ytd.high),
+        "dryy_hgpr_date": ymd(ytd.high_day),
+        "stck_dryy_lwpr": str(ytd.low),
+        "dryy_lwpr_vrss_prpr_rate": pct(price - ytd.low, ytd.low),
+        "dryy_lwpr_date": ymd(ytd.low_day),
+        "w52_hgpr": str(w52.high),
+        "w52_hgpr_vrss_prpr_ctrt": pct(price - w52.high, w52.high),
+        "w52_hgpr_date": ymd(w52.high_day),
+        "w52_lwpr": str(w52.low),
+        "w52_lwpr_vrss_prpr_ctrt": pct(price - w52.low, w52.low),
+        "w52_lwpr_date": ymd(w52.low_day),
+        "whol_loan_rmnd_rate": f"{fund.loan_pct:.2f}",
+        "ssts_yn": "Y",
+        "stck_shrn_iscd": info.code,
+        "fcam_cnnm": "원",
+        "cpfn_cnnm": "억",
+        "apprch_rate": "0.00",
+        "frgn_hldn_qty": str(int(shares * fund.foreign_pct / 100.0)),
+        "vi_cls_code": "N",
+        "ovtm_vi_cls_code": "N",
+        "last_ssts_cntg_qty": str(abs(daily_flow(info, today)) // 100),
+        "invt_caful_yn": "N",
+        "mrkt_warn_cls_code": "00",
+        "short_over_yn": "N",
+        "sltr_yn": "N",
+        "mang_issu_cls_code": "N",
+    }
+
+
+def _inquire_price(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    snap = snapshot(state.market, _code(params), now)
+    return {"output": _price_output(state, snap)}
+
+
+def _inquire_ccnl(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    snap = snapshot(state.market, _code(params), now)
+    tape, base = snap.tape, snap.base
+    buy, sell = tape.buy_sell_until(snap.last_index)
+    rows: list[dict[str, str]] = []
+    for i in range(snap.last_index, max(-1, snap.last_index - 30), -1):
+        price, volume = tape.prices[i], tape.volumes[i]
+        rows.append(
+            {
+                "stck_cntg_hour": hhmmss(tape.secs[i]),
+                "stck_prpr": str(price),
+                "prdy_vrss": str(price - base),
+                "prdy_vrss_sign": change_sign(price, base),
+                "cntg_vol": str(volume),
+                "tday_rltv": pct(buy, sell),
+                "prdy_ctrt": pct(price - base, base),
+            }
+        )
+        # Walking back in time: take this print out of the running strength.
+        if tape.buy[i]:
+            buy -= volume
+        else:
+            sell -= volume
+    return {"output": rows}
+
+
+def _inquire_daily_price(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    code = _code(params)
+    period = _choice(params, "FID_PERIOD_DIV_CODE", "D W M")
+    _choice(params, "FID_ORG_ADJ_PRC", "0 1")
+    market = state.market
+    info = market.symbol(code)
+    fund = fundamentals(info)
+    day, _ = market.session(now)
+    bars = period_bars_desc(market, code, day, market.first_day(now), now, period, 31)
+    rows: list[dict[str, str]] = []
+    for i, (bar, before) in enumerate(bars[:30]):
+        older = bars[i + 1][0].volume if i + 1 < len(bars) else 0
+        rows.append(
+            {
+                "stck_bsop_date": ymd(bar.day),
+                "stck_oprc": str(bar.open),
+                "stck_hgpr": str(bar.high),
+                "stck_lwpr": str(bar.low),
+                "stck_clpr": str(bar.close),
+                "acml_vol": str(bar.volume),
+                "prdy_vrss_vol_rate": pct(bar.volume - older, older),
+                "prdy_vrss": str(bar.close - before),
+                "prdy_vrss_sign": change_sign(bar.close, before),
+                "prdy_ctrt": pct(bar.close - before, before),
+                "hts_frgn_ehrt": f"{fund.foreign_pct:.2f}",
+                "frgn_ntby_qty": str(daily_flow(info, bar.day)),
+                "flng_cls_code": "00",
+                "acml_prtt_rate": "0.00",
+            }
+        )
+    return {"output": rows}
+
+
+def _chart_output1(snap: Snapshot) -> dict[str, str]:
+    bar, prev, info = snap.bar, snap.prev_bar, snap.info
+    fund = fundamentals(info)
+    shares = info.listed_shares
+    return {
+        "prdy_vrss": str(snap.change),
+        "prdy_vrss_sign": snap.sign,
+        "prdy_ctrt": snap.rate,
+        "stck_prdy_clpr": str(snap.base),
+        "acml_vol": str(bar.volume),
+        "acml_tr_pbmn": str(bar.value),
+        "hts_kor_isnm": info.name,
+        "stck_prpr": str(snap.price),
+        "stck_shrn_iscd": info.code,
+        "prdy_vol": str(prev.volume),
+        "stck_mxpr": str(snap.upper),
+        "stck_llam": str(snap.lower),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "stck_prdy_oprc": str(prev.open),
+        "stck_prdy_hgpr": str(prev.high),
+        "stck_prdy_lwpr": str(prev.low),
+        "askp": str(snap.price + tick_size(snap.price)),
+        "bidp": str(snap.price),
+        "prdy_vrss_vol": str(bar.volume - prev.volume),
+        "vol_tnrt": pct(bar.volume, shares),
+        "stck_fcam": str(info.par_value),
+        "lstn_stcn": str(shares),
+        "cpfn": str(shares * info.par_value // 100_000_000),
+        "hts_avls": str(snap.price * shares // 100_000_000),
+        "per": f"{snap.price / fund.eps:.2f}",
+        "eps": f"{fund.eps:.2f}",
+        "pbr": f"{snap.price / fund.bps:.2f}",
+        "itewhol_loan_rmnd_ratem": f"{fund.loan_pct:.2f}",
+    }
+
+
+def _daily_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    code = _code(params)
+    first = _parse_day(params, "FID_INPUT_DATE_1")
+    last = _parse_day(params, "FID_INPUT_DATE_2")
+    period = _choice(params, "FID_PERIOD_DIV_CODE", "D W M Y")
+    _choice(params, "FID_ORG_ADJ_PRC", "0 1")
+    market = state.market
+    snap = snapshot(market, code, now)
+    limit = state.config.kis_page_rows_daily
+    rows = [
+        _daily_row(bar, before)
+        for bar, before in period_bars_desc(market, code, last, first, now, period, limit)
+    ]
+    return {"output1": _chart_output1(snap), "output2": rows}
+
+
+def _daily_row(bar: Bar, before: int) -> dict[str, str]:
+    return {
+        "stck_bsop_date": ymd(bar.day),
+        "stck_clpr": str(bar.close),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "acml_vol": str(bar.volume),
+        "acml_tr_pbmn": str(bar.value),
+        "flng_cls_code": "00",
+        "prtt_rate": "0.00",
+        "mod_yn": "N",
+        "prdy_vrss_sign": change_sign(bar.close, before),
+        "prdy_vrss": str(bar.close - before),
+        "revl_issu_reas": "",
+    }
+
+
+def _parse_hour(params: Mapping[str, str]) -> int:
+    raw = params["FID_INPUT_HOUR_1"]
+    if not re.fullmatch(r"\d{6}", raw):
+        raise _InputError("FID_INPUT_HOUR_1")
+    hours, minutes, seconds = int(raw[:2]), int(raw[2:4]), int(raw[4:])
+    if hours > 24 or minutes > 59 or seconds > 59:
+        raise _InputError("FID_INPUT_HOUR_1")
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    code = _code(params)
+    hour_s = _parse_hour(params)
+    _choice(params, "FID_PW_DATA_INCU_YN", "Y N")
+    snap = snapshot(state.market, code, now)
+    bars = snap.tape.minute_bars_until(snap.cutoff_s)
+    # A future hour means "now" (FACTS A7); a finished session is "now" from 15:30 on.
+    if hour_s <= snap.cutoff_s:
+        if state.config.kis_time_chart_inclusive:
+            bars = [bar for bar in bars if bar.start_s <= hour_s]
+        else:
+            bars = [bar for bar in bars if bar.start_s < hour_s]
+    rows = [
+        {
+            "stck_bsop_date": ymd(bar.day),
+            "stck_cntg_hour": hhmmss(bar.start_s),
+            "stck_prpr": str(bar.close),
+            "stck_oprc": str(bar.open),
+            "stck_hgpr": str(bar.high),
+            "stck_lwpr": str(bar.low),
+            "cntg_vol": str(bar.volume),
+            "acml_tr_pbmn": str(bar.cum_value),
+        }
+        for bar in reversed(bars[-state.config.kis_page_rows_minute :])
+    ]
+    output1 = {
+        key: value
+        for key, value in _chart_output1(snap).items()
+        if key
+        in (
+            "prdy_vrss",
+            "prdy_vrss_sign",
+            "prdy_ctrt",
+            "stck_prdy_clpr",
+            "acml_vol",
+            "acml_tr_pbmn",
+            "hts_kor_isnm",
+            "stck_prpr",
+        )
+    }
+    return {"output1": output1, "output2": rows}
+
+
+_BASIC = ("FID_COND_MRKT_DIV_CODE", "FID_INPUT_ISCD")
+QUOTE_TRS = (
+    _QuoteTR(f"{QUOTE_PATH}/inquire-price", "FHKST01010100", _BASIC, _inquire_price),
+    _QuoteTR(f"{QUOTE_PATH}/inquire-ccnl", "FHKST01010300", _BASIC, _inquire_ccnl),
+    _QuoteTR(
+        f"{QUOTE_PATH}/inquire-daily-price",
+        "FHKST01010400",
+        (*_BASIC, "FID_PERIOD_DIV_CODE", "FID_ORG_ADJ_PRC"),
+        _inquire_daily_price,
+    ),
+    _QuoteTR(
+        f"{QUOTE_PATH}/inquire-daily-itemchartprice",
+        "FHKST03010100",
+        (
+            *_BASIC,
+            "FID_INPUT_DATE_1",
+            "FID_INPUT_DATE_2",
+            "FID_PERIOD_DIV_CODE",
+            "FID_ORG_ADJ_PRC",
+        ),
+        _daily_chart,
+    ),
+    _QuoteTR(
+        f"{QUOTE_PATH}/inquire-time-itemchartprice",
+        "FHKST03010200",
+        (*_BASIC, "FID_INPUT_HOUR_1", "FID_PW_DATA_INCU_YN", "FID_ETC_CLS_CODE"),
+        _minute_chart,
+        blank_ok=("FID_ETC_CLS_CODE",),
+    ),
+)
+
+
+# --- orders --------------------------------------------------------------------------------
+
+_ORDER_FIELDS = ("CANO", "ACNT_PRDT_CD", "PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNPR")
+
+
+def _order_fields(body: Mapping[str, object] | None) -> dict[str, str]:
+    if body is None:
+        raise _InputError("BODY")
+    for name in _ORDER_FIELDS:
+        # Keys must be upper-case (FACTS A7), so a lower-case key counts as missing.
+        value = body.get(name)
+        if not isinstance(value, str) or (not value and name != "ORD_UNPR"):
+            raise _InputError(name, missing=True)
+    fields = {name: str(body[name]) for name in _ORDER_FIELDS}
+    if _CODE.fullmatch(fields["PDNO"]) is None:
+        raise _InputError("PDNO")
+    if not fields["ORD_QTY"].isdigit() or int(fields["ORD_QTY"]) <= 0:
+        raise _InputError("ORD_QTY")
+    if fields["ORD_UNPR"] and not fields["ORD_UNPR"].isdigit():
+        raise _InputError("ORD_UNPR")
+    return fields
+
+
+async def _order(state: SimState, request: Request, ctx: CallContext) -> Response:
+    denied = _authorize(state, request, ctx, ORDER_TR_IDS)
+    if denied is not None:
+        return denied
+    try:
+        fields = _order_fields(await read_json_object(request))
+    except _InputError as error:
+        return _input_error(ctx, error)
+    now = state.clock.now()
+    order_no = f"{state.next_serial():010d}"
+    state.add_order(
+        OrderRecord(
+            provider=KIS,
+            tr_id=ctx.tr_id,
+            side=ORDER_TR_IDS[ctx.tr_id],
+            symbol=fields["PDNO"],
+            quantity=fields["ORD_QTY"],
+            price=fields["ORD_UNPR"],
+            order_no=order_no,
+            time=now.isoformat(),
+        )
+    )
+    output = {
+        "KRX_FWDG_ORD_ORGNO": "91252",
+        "ODNO": order_no,
+        "ORD_TMD": now.strftime("%H%M%S"),
+    }
+    headers = {"tr_id": ctx.tr_id, "tr_cont": "", "gt_uid": _gt_uid(state)}
+    return json_response({"output": output, **_ORDER_OK}, headers=headers)
+
+
+def routes(state: SimState) -> list[Route]:
+    """Every KIS route of the simulator."""
+    bound: list[Route] = [
+        broker_route(state, KIS, "/oauth2/tokenP", partial(_token, state), ["POST"]),
+        broker_route(state, KIS, "/oauth2/revokeP", partial(_revoke, state), ["POST"]),
+        broker_route(state, KIS, "/oauth2/Approval", partial(_approval, state), ["POST"]),
+        broker_route(state, KIS, "/uapi/hashkey", partial(_hashkey, state), ["POST"]),
+        broker_route(state, KIS, ORDER_PATH, partial(_order, state), ["POST"]),
+    ]
+    bound.extend(_quote_route(state, tr) for tr in QUOTE_TRS)
+    return bound

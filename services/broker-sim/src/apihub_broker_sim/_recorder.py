@@ -1,0 +1,173 @@
+"""The call log behind ``GET /__sim/calls`` and ``GET /__sim/stats``.
+
+Secrets never enter it: appkeys are reduced to a fingerprint and tokens are not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["CallContext", "Recorder", "appkey_fingerprint"]
+
+
+def appkey_fingerprint(appkey: str) -> str:
+    """A stable, non-reversible label for an appkey, as shown by the admin API."""
+    if not appkey:
+        return ""
+    return "ak_" + hashlib.blake2b(appkey.encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class CallContext:
+    """What one broker request was, filled in as it is handled.
+
+    ``appkey`` holds the raw key only so faults and rate limits can match on it; the
+    recorder keeps just its fingerprint.
+    """
+
+    provider: str
+    method: str
+    path: str
+    tr_id: str = ""
+    appkey: str = ""
+    status: int = 0
+    error_code: str = ""
+    fault: str = ""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One recorded call."""
+
+    seq: int
+    time: str
+    mono: float
+    provider: str
+    method: str
+    path: str
+    tr_id: str
+    appkey: str
+    status: int
+    error_code: str
+    fault: str
+    duration_ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form served by the admin API."""
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "provider": self.provider,
+            "method": self.method,
+            "path": self.path,
+            "tr_id": self.tr_id,
+            "appkey": self.appkey,
+            "status": self.status,
+            "error_code": self.error_code,
+            "fault": self.fault,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class _TokenCounts:
+    issued: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class Recorder:
+    """Thread-safe call log plus token issuance counters."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._lock = threading.Lock()
+        self._calls: list[CallRecord] = []
+        self._tokens: defaultdict[str, _TokenCounts] = defaultdict(_TokenCounts)
+
+    def record(self, ctx: CallContext, sim_time: datetime, started: float) -> None:
+        """Append the finished call ``ctx``; ``started`` is its ``time.monotonic()`` start."""
+        now = time.monotonic()
+        with self._lock:
+            self._calls.append(
+                CallRecord(
+                    seq=len(self._calls) + 1,
+                    time=sim_time.isoformat(),
+                    mono=started,
+                    provider=ctx.provider,
+                    method=ctx.method,
+                    path=ctx.path,
+                    tr_id=ctx.tr_id,
+                    appkey=appkey_fingerprint(ctx.appkey),
+                    status=ctx.status,
+                    error_code=ctx.error_code,
+                    fault=ctx.fault,
+                    duration_ms=round((now - started) * 1000.0, 3),
+                )
+            )
+
+    def token_issued(self, provider: str, appkey: str) -> None:
+        """Count a successful token answer (KIS sends the user a KakaoTalk note for each)."""
+        with self._lock:
+            self._tokens[provider].issued[appkey_fingerprint(appkey)] += 1
+
+    def token_rejected(self, provider: str, appkey: str) -> None:
+        """Count a throttled token request."""
+        with self._lock:
+            self._tokens[provider].rejected[appkey_fingerprint(appkey)] += 1
+
+    def calls(self) -> list[CallRecord]:
+        """A snapshot of the log, oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    def clear(self) -> None:
+        """Forget every call and counter."""
+        with self._lock:
+            self._calls.clear()
+            self._tokens.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """Aggregates for assertions: token counts and the busiest one-second window.
+
+        Windows use the host's monotonic clock, not the simulated one, because rate limits
+        are about real request pacing. Token endpoints (``/oauth2/...``) are left out of the
+        window counts since they are throttled separately.
+        """
+        calls = self.calls()
+        with self._lock:
+            issued = {p: dict(c.issued) for p, c in self._tokens.items() if c.issued}
+            rejected = {p: dict(c.rejected) for p, c in self._tokens.items() if c.rejected}
+        data_calls = [c for c in calls if not c.path.startswith("/oauth2/")]
+        by_key: defaultdict[str, list[float]] = defaultdict(list)
+        for call in data_calls:
+            by_key[f"{call.provider}:{call.appkey}"].append(call.mono)
+            if call.provider == "KIWOOM":
+                by_key[f"{call.provider}:{call.appkey}:{call.tr_id}"].append(call.mono)
+        return {
+            "total_calls": len(calls),
+            "calls_by_provider": dict(Counter(c.provider for c in calls)),
+            "errors": len([c for c in calls if c.error_code]),
+            "token_issuances": issued,
+            "token_rejections": rejected,
+            "max_calls_in_any_1s_window": _max_in_window([c.mono for c in data_calls]),
+            "max_calls_in_any_1s_window_by_key": {
+                key: _max_in_window(stamps) for key, stamps in sorted(by_key.items())
+            },
+        }
+
+
+def _max_in_window(stamps: list[float], width: float = 1.0) -> int:
+    ordered = sorted(stamps)
+    best = 0
+    first = 0
+    for last, stamp in enumerate(ordered):
+        while stamp - ordered[first] >= width:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

@@ -1,0 +1,141 @@
+"""The generator itself: the KRX grid, exact aggregation, chaining, determinism, speed."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from apihub_broker_sim import KST
+from apihub_broker_sim._krx import (
+    ceil_to_grid,
+    floor_to_grid,
+    index_to_price,
+    is_trading_day,
+    prev_trading_day,
+    price_limits,
+    price_to_index,
+    round_to_grid,
+    tick_size,
+)
+from apihub_broker_sim._market import Market, aggregate
+
+
+@pytest.mark.parametrize(
+    ("price", "tick"),
+    [
+        (1, 1),
+        (1_999, 1),
+        (2_000, 5),
+        (4_995, 5),
+        (5_000, 10),
+        (19_990, 10),
+        (20_000, 50),
+        (49_950, 50),
+        (50_000, 100),
+        (199_900, 100),
+        (200_000, 500),
+        (499_500, 500),
+        (500_000, 1_000),
+        (1_234_000, 1_000),
+    ],
+)
+def test_krx_tick_size_table(price: int, tick: int) -> None:
+    assert tick_size(price) == tick
+
+
+def test_grid_index_round_trips_and_rounding_stays_on_grid() -> None:
+    for index in range(1, 6_000, 7):
+        price = index_to_price(index)
+        assert price_to_index(price) == index
+        assert price % tick_size(price) == 0
+    assert round_to_grid(71_549.0) == 71_500
+    assert round_to_grid(71_551.0) == 71_600
+    assert round_to_grid(1_999.6) == 2_000
+    assert floor_to_grid(2_003) == 2_000
+    assert ceil_to_grid(2_003) == 2_005
+    assert price_limits(72_100) == (50_500, 93_700)  # FACTS C1: stck_llam / stck_mxpr
+
+
+def test_calendar_hook() -> None:
+    friday, saturday, monday = date(2025, 3, 21), date(2025, 3, 22), date(2025, 3, 24)
+    assert is_trading_day(friday)
+    assert not is_trading_day(saturday)
+    assert not is_trading_day(friday, {friday})
+    assert prev_trading_day(monday) == friday
+    assert prev_trading_day(monday, {friday}) == date(2025, 3, 20)
+
+
+def test_ticks_aggregate_exactly_into_minutes_and_the_day() -> None:
+    market = Market(seed=7)
+    day = date(2025, 3, 20)
+    tape = market.tape("005930", day)
+    bars = tape.minute_bars
+    assert len(bars) == 391  # 09:00 .. 15:29 plus the 15:30 closing print
+    assert [bar.start_s for bar in bars] == [9 * 3600 + 60 * m for m in range(391)]
+    for bar, end in zip(bars, tape.minute_ends, strict=True):
+        first = end - bar.ticks
+        prices = tape.prices[first:end]
+        volumes = tape.volumes[first:end]
+        assert (bar.open, bar.close) == (prices[0], prices[-1])
+        assert (bar.high, bar.low) == (max(prices), min(prices))
+        assert bar.volume == sum(volumes)
+        assert bar.value == sum(p * v for p, v in zip(prices, volumes, strict=True))
+        assert all(p % tick_size(p) == 0 for p in prices)
+    daily = market.day_bar("005930", day)
+    assert daily == aggregate(bars)
+    assert daily is not None
+    assert daily.close == tape.prices[-1] == market.close("005930", day)
+    lower, upper = price_limits(tape.prev_close)
+    assert lower <= daily.low <= daily.high <= upper
+
+
+def test_daily_bars_chain_through_previous_close() -> None:
+    market = Market(seed=11)
+    day = date(2025, 3, 3)
+    for _ in range(15):
+        previous = market.prev_trading_day(day)
+        assert market.tape("000660", day).prev_close == market.close("000660", previous)
+        assert market.tape("000660", previous).prices[-1] == market.close("000660", previous)
+        day += timedelta(days=1 if day.weekday() < 4 else 3)
+
+
+def test_partial_day_is_a_prefix_of_the_full_day() -> None:
+    market = Market(seed=3)
+    tape = market.tape("123456", date(2025, 3, 21))
+    cutoff = 11 * 3600 + 15 * 60 + 20
+    partial = tape.minute_bars_until(cutoff)
+    assert partial[:-1] == tape.minute_bars[: len(partial) - 1]
+    assert partial[-1].start_s == 11 * 3600 + 15 * 60
+    count = tape.tick_count(cutoff)
+    assert partial[-1].close == tape.prices[count - 1]
+    assert partial[-1].cum_volume == tape.cum_volume[count - 1]
+    assert tape.minute_bars_until(9 * 3600 - 1) == []
+
+
+def test_same_seed_same_market_other_seed_other_market() -> None:
+    day = date(2025, 3, 19)
+    a = Market(seed=1).tape("035720", day)
+    b = Market(seed=1).tape("035720", day)
+    c = Market(seed=2).tape("035720", day)
+    assert (a.secs, a.prices, a.volumes) == (b.secs, b.prices, b.volumes)
+    assert a.prices != c.prices
+
+
+def test_session_as_of() -> None:
+    market = Market(seed=1)
+    friday = date(2025, 3, 21)
+    assert market.session(datetime(2025, 3, 21, 10, 0, 5, tzinfo=KST)) == (friday, 36005)
+    assert market.session(datetime(2025, 3, 21, 18, 0, tzinfo=KST)) == (friday, 55800)
+    before_open = datetime(2025, 3, 21, 8, 59, 59, tzinfo=KST)
+    assert market.session(before_open) == (date(2025, 3, 20), 55800)
+    assert market.session(datetime(2025, 3, 23, 12, 0, tzinfo=KST)) == (friday, 55800)
+
+
+def test_a_day_generates_quickly() -> None:
+    market = Market(seed=99)
+    started = time.perf_counter()
+    for offset in range(10):
+        market.tape("373220", date(2024, 1, 1) + timedelta(days=offset))
+    assert (time.perf_counter() - started) / 10 < 0.05

@@ -1,0 +1,5 @@
+"""``python -m apihub_cli``."""
+
+from .main import app
+
+app()

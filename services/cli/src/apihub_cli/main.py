@@ -1,0 +1,203 @@
+"""``apihub``: run the hub, call through it, run single services."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import anyio
+import typer
+from apihub_core import (
+    PRIORITIES,
+    ConfigurationError,
+    HubClient,
+    HubError,
+    RedisServerNotFound,
+    Settings,
+    discover_redis_url,
+    load_settings,
+)
+from apihub_core._lifecycle import configure_logging
+from rich.console import Console
+
+from ._hub import run_hub
+
+app = typer.Typer(
+    name="apihub",
+    help="An event-sourced API hub on Redis Streams for the KIS and Kiwoom broker APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="apihub.toml to read (default: ./apihub.toml if present)."),
+]
+LogLevel = Annotated[str, typer.Option("--log-level", help="Logging level.")]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config_path=config)
+    except ConfigurationError as exc:
+        _fail(str(exc), code=2)
+
+
+def _fail(message: str, *, code: int = 1) -> NoReturn:
+    err.print(f"apihub: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _redis_url_for_client(settings: Settings, explicit: str | None) -> str:
+    url = explicit or settings.redis_url or discover_redis_url(settings.data_dir)
+    if not url:
+        _fail(
+            f"no running hub found (no REDIS_URL, nothing advertised in {settings.data_dir}/): "
+            "start one with `apihub up` or set REDIS_URL"
+        )
+    return url
+
+
+@app.command()
+def up(
+    config: ConfigOption = None,
+    sim_port: Annotated[int, typer.Option(help="Port of the embedded simulator (0 = any).")] = 0,
+    sim: Annotated[
+        bool, typer.Option("--sim/--no-force-sim", help="Start the simulator even with real keys.")
+    ] = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run the whole hub in one process: Redis (embedded unless REDIS_URL is set), the broker
+    simulator (when an account has no real credentials) and every service.
+
+    Prints a line containing `ready` when calls can be made; SIGINT/SIGTERM drain and stop it.
+    """
+    configure_logging(log_level)
+    settings = _settings(config)
+    if not settings.redis_url:
+        running = discover_redis_url(settings.data_dir)
+        if running:
+            _fail(
+                f"a hub is already running on {running} (data dir {settings.data_dir}/); "
+                "stop it first, or set REDIS_URL to add services to it"
+            )
+    try:
+        anyio.run(lambda: run_hub(settings, sim_port=sim_port, force_sim=sim, announce=_say))
+    except RedisServerNotFound as exc:
+        _fail(str(exc))
+    except ConfigurationError as exc:
+        _fail(str(exc), code=2)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"parameter {pair!r} is not KEY=VALUE", code=2)
+        params[key] = value
+    return params
+
+
+@app.command()
+def call(
+    provider: Annotated[str, typer.Argument(help="KIS or KIWOOM.")],
+    tr_id: Annotated[str, typer.Argument(help="The broker's TR id, e.g. FHKST01010100, ka10081.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A request parameter KEY=VALUE.")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Account name (default account).")] = None,
+    priority: Annotated[str, typer.Option(help=f"One of {', '.join(PRIORITIES)}.")] = "interactive",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+    cont: Annotated[bool, typer.Option("--cont", help="Ask for the next page.")] = False,
+    next_key: Annotated[str, typer.Option(help="Kiwoom next-key of the next page.")] = "",
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Hub Redis (default: REDIS_URL or `up`'s).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Call the broker through the hub and print the response body as JSON on stdout.
+
+    Example: apihub call KIS FHKST01010100 -p FID_COND_MRKT_DIV_CODE=J -p FID_INPUT_ISCD=005930
+    """
+    settings = _settings(config)
+    url = _redis_url_for_client(settings, redis_url)
+    params = _parse_params(param or [])
+
+    async def run() -> Any:
+        async with HubClient.from_url(url, namespace=settings.namespace) as hub:
+            return await hub.execute(
+                provider,
+                tr_id,
+                params,
+                account=account,
+                priority=priority,  # type: ignore[arg-type]
+                timeout=timeout,
+                cont=cont,
+                next_key=next_key,
+            )
+
+    try:
+        response = anyio.run(run)
+    except HubError as exc:
+        _fail(f"{exc.error_class}: {exc}")
+    json.dump(response.body, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    if response.has_more:
+        hint = f" --next-key {response.next_key}" if response.next_key else ""
+        err.print(f"more pages: repeat with --cont{hint}", markup=False)
+
+
+@app.command("sim")
+def sim_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8700,
+    seed: Annotated[int, typer.Option(help="Market data seed.")] = 20250321,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run the KIS + Kiwoom broker simulator alone (Ctrl-C to stop)."""
+    configure_logging(log_level)
+    from apihub_broker_sim import SimConfig, run_simulator  # noqa: PLC0415 - only this command
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(run_simulator, SimConfig(seed=seed), host, port)
+            _say(f"broker simulator ready at {url} (KIS and Kiwoom paths; Ctrl-C to stop)")
+
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
+    """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM."""
+    configure_logging(log_level)
+    from apihub_dispatcher import serve  # noqa: PLC0415 - only this command
+
+    settings = _settings(config)
+    if not settings.redis_url:
+        discovered = discover_redis_url(settings.data_dir)
+        if not discovered:
+            _fail("set REDIS_URL (or start `apihub up`, whose Redis is then found)", code=2)
+        settings = settings.with_redis_url(discovered)
+    try:
+        anyio.run(serve, settings)
+    except ConfigurationError as exc:
+        _fail(str(exc), code=2)
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    """Console entry point."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

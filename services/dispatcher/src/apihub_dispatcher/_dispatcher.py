@@ -1,0 +1,381 @@
+"""The dispatcher: request stream → validate → token → broker call → outcome, acknowledged
+atomically with the events it writes."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import anyio
+import msgspec
+import redis.asyncio as aioredis
+from anyio.abc import TaskStatus
+from redis.exceptions import RedisError
+
+from apihub_brokers import AccessToken, BrokerClient
+from apihub_core import (
+    ConfigurationError,
+    HubError,
+    Provider,
+    Settings,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamTransient,
+)
+from apihub_core._codec import EntryDecodeError, decode_request, encode_entry
+from apihub_core._consumer import Delivery, StreamConsumer, consumer_name
+from apihub_core._dead_letter import dead_letter_event
+from apihub_core._errors import ErrorClass
+from apihub_core._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
+from apihub_core._keys import REPLY_MAXLEN, REPLY_TTL_S, Keys
+
+from ._tokens import TokenSource
+from ._validation import Rejection, ValidRequest, entry_size, validate
+
+log = logging.getLogger("apihub.dispatcher")
+
+RESPONSE_STREAM_MAXLEN: Final = 1_000_000
+DEAD_LETTER_MAXLEN: Final = 100_000
+ORDER_MARKER_TTL_S: Final = 7 * 24 * 3600
+MAX_ATTEMPTS: Final = 3
+BACKOFF_BASE_S: Final = 0.05
+BACKOFF_CAP_S: Final = 2.0
+FINISH_TIMEOUT_S: Final = 5.0
+
+
+class _Partial(msgspec.Struct):
+    """Whatever identifying fields can be read from an entry that failed to decode."""
+
+    request_id: str | None = None
+    provider: str = ""
+    tr_id: str = ""
+    reply_to: str | None = None
+
+
+def _partial(fields: Mapping[bytes, bytes]) -> _Partial:
+    try:
+        return msgspec.json.decode(fields.get(b"data", b""), type=_Partial)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _Partial()
+
+
+def _hub_code(reason: str) -> str:
+    return "APIHUB-" + reason.upper().replace("_", "-")
+
+
+class Dispatcher:
+    """Consumes the request stream as one member of the dispatcher consumer group."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        clients: Mapping[Provider, BrokerClient],
+        tokens: TokenSource,
+        *,
+        consumer: str | None = None,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._clients = clients
+        self._tokens = tokens
+        self.keys = Keys(settings.namespace)
+        tuning = settings.dispatcher
+        self._tuning = tuning
+        self.consumer = StreamConsumer(
+            redis,
+            stream=self.keys.requests,
+            group=tuning.group,
+            consumer=consumer or consumer_name("dispatcher"),
+            handler=self._handle,
+            on_poison=self._poison,
+            concurrency=tuning.concurrency,
+            read_count=tuning.read_count,
+            block_ms=tuning.block_ms,
+            reclaim_idle_ms=tuning.reclaim_idle_ms,
+            reclaim_interval_s=tuning.reclaim_interval_s,
+            max_deliveries=tuning.max_deliveries,
+            shutdown_grace_s=tuning.shutdown_grace_s,
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Consume until :meth:`stop`; readiness is signalled once the group exists."""
+        await self.consumer.run(task_status=task_status)
+
+    def stop(self) -> None:
+        """Stop taking new requests; in-flight ones finish (bounded by the shutdown grace)."""
+        self.consumer.stop()
+
+    # -- one entry -------------------------------------------------------------------------
+
+    async def _handle(self, delivery: Delivery) -> None:
+        size = entry_size(delivery.fields)
+        if size > self._tuning.max_entry_bytes:
+            await self._reject(
+                delivery,
+                "oversized",
+                f"entry is {size} bytes; the limit is {self._tuning.max_entry_bytes}",
+                _partial(delivery.fields),
+            )
+            return
+        try:
+            request = decode_request(delivery.fields)
+        except EntryDecodeError as exc:
+            await self._reject(delivery, exc.reason, exc.detail, _partial(delivery.fields))
+            return
+        try:
+            valid = validate(request, self._settings, self.keys)
+        except Rejection as exc:
+            partial = _Partial(
+                request.request_id or None,
+                request.provider,
+                request.tr_id,
+                request.reply_to if exc.reason != "bad_reply_to" else None,
+            )
+            await self._reject(delivery, exc.reason, exc.detail, partial)
+            return
+        outcome = await self._execute(valid)
+        await self._finish(delivery, request, outcome)
+
+    async def _poison(self, delivery: Delivery) -> None:
+        if not delivery.fields:
+            # Trimmed or deleted while pending: nothing to answer, only the pending slot to free.
+            await self._redis.xack(self.keys.requests, self._tuning.group, delivery.entry_id)
+            return
+        await self._reject(
+            delivery,
+            "too_many_deliveries",
+            f"delivered {delivery.deliveries} times without completing "
+            f"(limit {self._tuning.max_deliveries})",
+            _partial(delivery.fields),
+        )
+
+    async def _execute(self, valid: ValidRequest) -> Outcome:
+        request, spec, account = valid.request, valid.spec, valid.account
+        if request.deadline_ms is not None and now_ms() >= request.deadline_ms:
+            return self._failed(
+                request, "timeout", "APIHUB-DEADLINE", "the deadline passed before dispatch", 0
+            )
+        if spec.is_order and not await self._mark_order_sent(request):
+            return self._failed(
+                request,
+                "outcome_unknown",
+                "APIHUB-OUTCOME-UNKNOWN",
+                "this order was already handed to the broker by an earlier delivery; it is not "
+                "sent again. Reconcile with the broker's order list using this request id",
+                0,
+            )
+        client = self._clients[valid.provider]
+        attempts = 0
+        while True:
+            attempts += 1
+            token: AccessToken | None = None
+            started = anyio.current_time()
+            try:
+                token = await self._tokens.get(account)
+                reply = await client.call(
+                    spec,
+                    request.params,
+                    account=account,
+                    token=token,
+                    cont=request.cont,
+                    next_key=request.next_key,
+                    timeout=self._call_timeout(request),
+                )
+            except (UpstreamError, ConfigurationError) as exc:
+                error: HubError = exc
+            else:
+                return ResponseReceived(
+                    request_id=request.request_id,
+                    provider=valid.provider.value,
+                    tr_id=request.tr_id,
+                    account=account.name,
+                    status=reply.status,
+                    headers=reply.headers,
+                    body=msgspec.Raw(reply.body),
+                    has_more=reply.has_more,
+                    next_key=reply.next_key,
+                    received_at_ms=now_ms(),
+                    elapsed_ms=(anyio.current_time() - started) * 1000,
+                    attempts=attempts,
+                )
+            if isinstance(error, UpstreamAuthError) and token is not None:
+                await self._tokens.invalidate(account, token)
+            if spec.is_order:
+                if isinstance(error, UpstreamTransient):
+                    # A network failure or timeout after sending: the broker may have the order.
+                    return self._failed(
+                        request,
+                        "outcome_unknown",
+                        error.code or "APIHUB-OUTCOME-UNKNOWN",
+                        f"the order may have reached the broker ({error.message}); it is not "
+                        "resent. Reconcile with the broker's order list",
+                        attempts,
+                    )
+                return self._failed_from(request, error, attempts)
+            delay = self._backoff(attempts, request)
+            if not error.retryable or attempts >= MAX_ATTEMPTS or delay is None:
+                return self._failed_from(request, error, attempts)
+            log.info(
+                "retrying %s %s after %s (attempt %d, %.0f ms)",
+                request.request_id,
+                request.tr_id,
+                error.error_class,
+                attempts,
+                delay * 1000,
+            )
+            await anyio.sleep(delay)
+
+    def _call_timeout(self, request: RequestSubmitted) -> float:
+        limit = self._tuning.http_timeout_s
+        if request.deadline_ms is None:
+            return limit
+        return max(0.001, min(limit, (request.deadline_ms - now_ms()) / 1000))
+
+    def _backoff(self, attempts: int, request: RequestSubmitted) -> float | None:
+        # Full jitter (AWS architecture blog): spreads retries of many dispatchers apart.
+        delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempts))  # noqa: S311
+        if request.deadline_ms is not None and now_ms() + delay * 1000 >= request.deadline_ms:
+            return None
+        return delay
+
+    async def _mark_order_sent(self, request: RequestSubmitted) -> bool:
+        marked = await self._redis.set(
+            self.keys.order_sent(request.request_id),
+            self.consumer.consumer,
+            nx=True,
+            ex=ORDER_MARKER_TTL_S,
+        )
+        return bool(marked)
+
+    def _failed(
+        self,
+        request: RequestSubmitted,
+        error_class: ErrorClass,
+        code: str,
+        message: str,
+        attempts: int,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> RequestFailed:
+        return RequestFailed(
+            request_id=request.request_id,
+            provider=request.provider,
+            tr_id=request.tr_id,
+            account=request.account,
+            error_class=error_class,
+            code=code,
+            message=message,
+            status=status,
+            retryable=retryable,
+            failed_at_ms=now_ms(),
+            attempts=attempts,
+        )
+
+    def _failed_from(
+        self, request: RequestSubmitted, error: HubError, attempts: int
+    ) -> RequestFailed:
+        status = error.status if isinstance(error, UpstreamError) else None
+        code = error.code if isinstance(error, UpstreamError) else ""
+        return self._failed(
+            request,
+            error.error_class,
+            code or _hub_code(error.error_class),
+            error.message,
+            attempts,
+            status=status,
+            retryable=error.retryable,
+        )
+
+    # -- writing outcomes ------------------------------------------------------------------
+
+    async def _finish(
+        self, delivery: Delivery, request: RequestSubmitted, outcome: Outcome
+    ) -> None:
+        entry = encode_entry(outcome)
+
+        def ops(pipe: aioredis.client.Pipeline) -> None:
+            pipe.xadd(
+                self.keys.responses,
+                entry,
+                maxlen=RESPONSE_STREAM_MAXLEN,
+                approximate=True,
+            )
+            if request.reply_to:
+                pipe.xadd(request.reply_to, entry, maxlen=REPLY_MAXLEN, approximate=True)
+                pipe.expire(request.reply_to, REPLY_TTL_S)
+
+        await self._commit(delivery, ops)
+
+    async def _reject(
+        self, delivery: Delivery, reason: str, detail: str, partial: _Partial
+    ) -> None:
+        log.warning(
+            "dead-lettering %s (%s): %s", delivery.id_text, reason, detail.splitlines()[0][:200]
+        )
+        letter = encode_entry(
+            dead_letter_event(
+                source_stream=delivery.stream,
+                entry_id=delivery.id_text,
+                fields=delivery.fields,
+                reason=reason,
+                detail=detail,
+                request_id=partial.request_id,
+                group=self._tuning.group,
+                deliveries=delivery.deliveries,
+            )
+        )
+        failure = None
+        if partial.request_id:
+            failure = encode_entry(
+                RequestFailed(
+                    request_id=partial.request_id,
+                    provider=partial.provider,
+                    tr_id=partial.tr_id,
+                    error_class="invalid",
+                    code=_hub_code(reason),
+                    message=f"{reason}: {detail}"[:1000],
+                    failed_at_ms=now_ms(),
+                )
+            )
+        reply_to = (
+            partial.reply_to
+            if partial.reply_to and self.keys.is_reply_stream(partial.reply_to)
+            else None
+        )
+
+        def ops(pipe: aioredis.client.Pipeline) -> None:
+            pipe.xadd(self.keys.dead_letter, letter, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
+            if failure is not None:
+                pipe.xadd(
+                    self.keys.responses, failure, maxlen=RESPONSE_STREAM_MAXLEN, approximate=True
+                )
+                if reply_to:
+                    pipe.xadd(reply_to, failure, maxlen=REPLY_MAXLEN, approximate=True)
+                    pipe.expire(reply_to, REPLY_TTL_S)
+
+        await self._commit(delivery, ops)
+
+    async def _commit(
+        self, delivery: Delivery, ops: Callable[[aioredis.client.Pipeline], None]
+    ) -> None:
+        # Shielded: once the broker answered, a shutdown must not lose the answer between the
+        # events and the XACK. MULTI/EXEC makes them one step: all land, or the entry stays
+        # pending and is reclaimed.
+        with anyio.CancelScope(shield=True), anyio.fail_after(FINISH_TIMEOUT_S):
+            backoff = 0.05
+            while True:
+                try:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        ops(pipe)
+                        pipe.xack(delivery.stream, self._tuning.group, delivery.entry_id)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    log.warning("commit of %s failed (%s); retrying", delivery.id_text, exc)
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                else:
+                    return

@@ -1,0 +1,91 @@
+"""Fixtures for cross-service tests: a real Redis, the simulator over HTTP and a dispatcher."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from apihub_core import HubClient, Keys, Settings, load_settings
+from apihub_dispatcher import Dispatcher, open_dispatcher
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hub_settings(redis_url: str, sim_url: str, namespace: str, **dispatcher: object) -> Settings:
+    """Demo-credential settings pointing at the test Redis and simulator."""
+    settings = load_settings(env={"REDIS_URL": redis_url, "APIHUB_NAMESPACE": namespace})
+    settings = settings.with_demo_base_url(sim_url)
+    tuning = {"reclaim_idle_ms": 400, "reclaim_interval_s": 0.1, "block_ms": 100, **dispatcher}
+    return replace(settings, dispatcher=replace(settings.dispatcher, **tuning))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(redis_url: str, sim_url: str, hub_namespace: str) -> Settings:
+    """Settings of this test's hub."""
+    return hub_settings(redis_url, sim_url, hub_namespace)
+
+
+@pytest.fixture
+def keys(hub_namespace: str) -> Keys:
+    """Stream and key names of this test's namespace."""
+    return Keys(hub_namespace)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain redis-py client, for looking at streams directly."""
+    client = aioredis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@dataclass
+class RunningDispatcher:
+    """A dispatcher running in this test's event loop."""
+
+    dispatcher: Dispatcher
+    done: anyio.Event
+
+
+@pytest.fixture
+async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
+    """One dispatcher consuming this test's namespace; drained at teardown."""
+    async with open_dispatcher(settings) as running, anyio.create_task_group() as tg:
+        await tg.start(running.run)
+        yield running
+        running.stop()
+
+
+@pytest.fixture
+async def hub(redis_url: str, hub_namespace: str) -> AsyncIterator[HubClient]:
+    """A HubClient of this test's namespace."""
+    async with HubClient.from_url(redis_url, namespace=hub_namespace) as client:
+        yield client
+
+
+@pytest.fixture
+def sim_admin(sim_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client on the simulator's base URL, for its ``/__sim`` admin API."""
+    with httpx.Client(base_url=sim_url, timeout=10.0) as client:
+        yield client
+
+
+def dispatcher_process(settings_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A dispatcher in its own process (``python -m apihub_dispatcher``), so a test can kill it."""
+    env = {**os.environ, **settings_env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "apihub_dispatcher"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

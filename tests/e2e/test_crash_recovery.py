@@ -1,0 +1,176 @@
+"""A dispatcher killed mid-request: the request is reclaimed and answered; orders never resent."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from apihub_core import HubClient, Keys, OutcomeUnknown, Response, Settings
+from apihub_dispatcher import open_dispatcher
+
+from tests.conftest import dispatcher_process
+
+pytestmark = pytest.mark.anyio
+
+PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
+ORDER = {
+    "CANO": "50000000",
+    "ACNT_PRDT_CD": "01",
+    "PDNO": "005930",
+    "ORD_DVSN": "00",
+    "ORD_QTY": "1",
+    "ORD_UNPR": "70000",
+}
+
+
+@pytest.fixture
+def victim(redis_url: str, sim_url: str, hub_namespace: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A dispatcher in a child process, to be killed with SIGKILL."""
+    proc = dispatcher_process(
+        {
+            "REDIS_URL": redis_url,
+            "APIHUB_NAMESPACE": hub_namespace,
+            "APIHUB_KIS_BASE_URL": sim_url,
+            "APIHUB_KIWOOM_BASE_URL": sim_url,
+        }
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def _arm(sim_admin: httpx.Client, tr_id: str, *, delay_ms: int, count: int) -> int:
+    reply = sim_admin.post(
+        "/__sim/faults",
+        json={"match": {"tr_id": tr_id}, "count": count, "action": {"kind": "delay", "delay_ms": delay_ms}},
+    )
+    reply.raise_for_status()
+    return int(reply.json()["id"])
+
+
+def _fired(sim_admin: httpx.Client, fault_id: int) -> int:
+    faults = sim_admin.get("/__sim/faults").json()
+    for fault in faults.get("faults", faults) if isinstance(faults, dict) else faults:
+        if int(fault["id"]) == fault_id:
+            return int(fault["fired"])
+    return -1  # a one-shot fault disappears once used up
+
+
+async def _wait_fired(sim_admin: httpx.Client, fault_id: int) -> None:
+    # Polls the simulator's own record of the call having arrived; no fixed sleep.
+    with anyio.fail_after(20):
+        while _fired(sim_admin, fault_id) == 0:
+            await anyio.sleep(0.02)
+
+
+async def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    await anyio.to_thread.run_sync(proc.wait)
+
+
+async def test_request_survives_a_dispatcher_killed_mid_call(
+    hub: HubClient,
+    settings: Settings,
+    sim_admin: httpx.Client,
+    redis: aioredis.Redis,
+    keys: Keys,
+    victim: subprocess.Popen[bytes],
+) -> None:
+    # The broker holds the first call long enough for the victim to die while waiting on it.
+    # Kiwoom, because a second KIS token within a minute is refused (EGW00133) until the
+    # token-keeper shares one token between dispatchers.
+    fault = _arm(sim_admin, "ka10081", delay_ms=5_000, count=-1)
+    answers: list[Response] = []
+
+    async def call() -> None:
+        answers.append(await hub.execute("KIWOOM", "ka10081", DAILY, timeout=30))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await _wait_fired(sim_admin, fault)
+        pending = await redis.xpending(keys.requests, "dispatcher")
+        assert pending["pending"] == 1, "the victim holds the request"
+        await _kill(victim)
+        sim_admin.delete("/__sim/faults").raise_for_status()
+        async with open_dispatcher(settings) as rescuer, anyio.create_task_group() as inner:
+            await inner.start(rescuer.run)
+            with anyio.fail_after(20):
+                while not answers:
+                    await anyio.sleep(0.02)
+            rescuer.stop()
+
+    (response,) = answers
+    assert response.body["return_code"] == 0
+    assert (await redis.xpending(keys.requests, "dispatcher"))["pending"] == 0
+
+
+async def test_an_order_is_never_sent_twice(
+    hub: HubClient,
+    settings: Settings,
+    sim_admin: httpx.Client,
+    redis: aioredis.Redis,
+    keys: Keys,
+    victim: subprocess.Popen[bytes],
+) -> None:
+    # Every order call that reaches the broker fires this fault, so `fired` counts sends.
+    fault = _arm(sim_admin, "TTTC0012U", delay_ms=5_000, count=-1)
+    errors: list[BaseException] = []
+
+    async def order() -> None:
+        try:
+            await hub.execute("KIS", "TTTC0012U", ORDER, priority="order", timeout=30)
+        except OutcomeUnknown as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(order)
+        await _wait_fired(sim_admin, fault)
+        await _kill(victim)
+        async with open_dispatcher(settings) as rescuer, anyio.create_task_group() as inner:
+            await inner.start(rescuer.run)
+            with anyio.fail_after(20):
+                while not errors:
+                    await anyio.sleep(0.02)
+            rescuer.stop()
+
+    (error,) = errors
+    assert isinstance(error, OutcomeUnknown)
+    assert error.request_id
+    assert "reconcile" in str(error).lower()
+    assert _fired(sim_admin, fault) == 1, "the order reached the broker exactly once"
+    sim_admin.delete("/__sim/faults").raise_for_status()
+
+
+async def test_graceful_stop_finishes_in_flight_requests(
+    hub: HubClient, settings: Settings, sim_admin: httpx.Client, redis: aioredis.Redis, keys: Keys
+) -> None:
+    fault = _arm(sim_admin, "FHKST01010100", delay_ms=300, count=-1)
+    answers: list[Any] = []
+    async with open_dispatcher(settings) as running, anyio.create_task_group() as tg:
+        await tg.start(running.run)
+
+        async def call() -> None:
+            answers.append(await hub.execute("KIS", "FHKST01010100", PRICE, timeout=20))
+
+        async with anyio.create_task_group() as calls:
+            for _ in range(5):
+                calls.start_soon(call)
+            with anyio.fail_after(10):
+                while _fired(sim_admin, fault) < 5:
+                    await anyio.sleep(0.01)
+            # Stop while all five are in flight at the broker: they must still be answered.
+            running.stop()
+    assert len(answers) == 5
+    assert (await redis.xpending(keys.requests, "dispatcher"))["pending"] == 0

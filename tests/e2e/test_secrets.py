@@ -1,0 +1,65 @@
+"""App keys, secrets and tokens never reach Redis, logs or error messages."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from apihub_core import HubClient, HubError, Provider, Settings
+from apihub_dispatcher import Dispatcher
+from apihub_testing import redis_strings
+
+pytestmark = pytest.mark.anyio
+
+PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
+
+
+async def test_no_secret_anywhere_the_run_wrote(
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    sim_admin: httpx.Client,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    errors: list[str] = []
+    # Successes, broker errors, token rejections and dead letters: every path that writes.
+    await hub.execute("KIS", "FHKST01010100", PRICE)
+    await hub.execute("KIWOOM", "ka10081", DAILY)
+    for tr_id, params, kind in [
+        ("FHKST01010100", PRICE, "egw00121"),
+        ("ka10081", DAILY, "kiwoom_8005"),
+        ("FHKST01010100", PRICE, "egw00201"),
+    ]:
+        sim_admin.post(
+            "/__sim/faults", json={"match": {"tr_id": tr_id}, "count": 1, "action": {"kind": kind}}
+        ).raise_for_status()
+        try:
+            await hub.execute("KIWOOM" if tr_id.startswith("ka") else "KIS", tr_id, params)
+        except HubError as exc:
+            errors.append(f"{exc!s} {exc!r}")
+    try:
+        await hub.execute("KIS", "NOPE", {"appsecret": "x"})
+    except HubError as exc:
+        errors.append(str(exc))
+
+    secrets: list[str] = []
+    for provider in Provider:
+        account = settings.account(provider)
+        secrets += [account.app_key.reveal(), account.app_secret.reveal()]
+    tokens = dispatcher._tokens._tokens  # type: ignore[attr-defined]
+    secrets += [token.value.reveal() for token in tokens.values()]
+    assert len(secrets) >= 5, "both providers issued tokens"
+
+    written = list(redis_strings(redis_url))
+    assert written, "the run wrote to Redis"
+    logs = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in secrets:
+        for key, text in written:
+            assert secret not in text, f"a secret leaked into Redis key {key}"
+        assert secret not in logs
+        for message in errors:
+            assert secret not in message
