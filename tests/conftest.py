@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
+
 from apihub_core import HubClient, Keys, Settings, load_settings
 from apihub_dispatcher import Dispatcher, open_dispatcher
 
@@ -74,9 +75,9 @@ async def hub(redis_url: str, hub_namespace: str) -> AsyncIterator[HubClient]:
 
 
 @pytest.fixture
-def sim_admin(sim_url: str) -> Iterator[httpx.Client]:
+async def sim_admin(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the simulator's base URL, for its ``/__sim`` admin API."""
-    with httpx.Client(base_url=sim_url, timeout=10.0) as client:
+    async with httpx.AsyncClient(base_url=sim_url, timeout=10.0) as client:
         yield client
 
 

@@ -55,6 +55,7 @@ from types import FrameType
 from typing import Any, Final, Literal
 
 import anyio
+import httpx
 import msgspec
 import redis
 from rich.console import Console
@@ -87,26 +88,45 @@ TARGET_THROUGHPUT_RATIO: Final = 0.8
 READY_RE: Final = re.compile(r"ready at (\S+)")
 START_TIMEOUT_S: Final = 60.0
 
+# The fallback launcher. It also forces TCP_NODELAY on accepted connections: asyncio sets it only
+# on sockets whose proto is IPPROTO_TCP, and a listening socket made with
+# ``socket.socket(family, SOCK_STREAM)`` (proto 0) hands out connections without it. uvicorn (h11)
+# writes a response's head and body separately, so Nagle then holds the body until the client's
+# delayed ACK: about 40 ms on every keep-alive request after the first.
 SIM_INLINE: Final = """
-import sys
+import asyncio.base_events
+import socket
+
 import anyio
 from apihub_broker_sim import SimConfig, run_simulator
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+asyncio.base_events._set_nodelay = _set_nodelay
+
 
 async def main() -> None:
     async with anyio.create_task_group() as tg:
         url = await tg.start(run_simulator, SimConfig(), "127.0.0.1", 0)
         print(f"broker simulator ready at {url}", flush=True)
 
+
 try:
     anyio.run(main)
 except KeyboardInterrupt:
     pass
 """
+NAGLE_STALL_MS: Final = 20.0
+DISTURBED_SHARE: Final = 0.10
 
 Role = Literal["bench", "redis", "sim", "dispatcher"]
 Via = Literal["direct", "hub"]
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=max(132, Console().width))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -128,10 +148,8 @@ class Phase:
 
     @property
     def label(self) -> str:
-        """``direct aiohttp`` / ``hub (dispatcher httpx)``."""
-        if self.path == "direct":
-            return f"direct {self.transport}"
-        return f"hub (dispatcher {self.transport})"
+        """``direct aiohttp`` / ``hub aiohttp`` (the hub's transport is the dispatcher's)."""
+        return f"{self.path} {self.transport}"
 
     @property
     def rate(self) -> float:
@@ -219,16 +237,17 @@ class Child:
             return "(no output)"
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGINT, then SIGTERM, then SIGKILL, each given a share of ``timeout``; always reaped."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout / 2)
+        """SIGTERM (the dispatcher drains on it), SIGKILL after ``timeout``; always reaped.
+
+        Not SIGINT: a child of a shell without job control inherits SIGINT ignored.
+        """
         if self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait()
 
 
@@ -255,35 +274,75 @@ def _wait_for_ready_line(child: Child, deadline: float) -> str | None:
     return None
 
 
-def start_sim(workdir: Path, tag: str) -> tuple[Child, str]:
-    """Start the broker simulator on a free port; return it and its base URL.
+SimLauncher = Literal["auto", "cli", "inline"]
 
-    ``apihub sim`` first; if that exits without announcing a URL, a small script around
+
+def start_sim(workdir: Path, tag: str, launcher: SimLauncher) -> tuple[Child, str, str]:
+    """Start the broker simulator on a free port; return it, its base URL and how it ran.
+
+    ``auto``: ``apihub sim`` first; if it does not announce a URL, or its keep-alive requests
+    stall on Nagle's algorithm (see ``SIM_INLINE``), a small script around
     ``apihub_broker_sim.run_simulator`` with the default (unthrottled) ``SimConfig``.
     """
     env = child_env({})
-    attempts: list[tuple[str, list[str]]] = [
-        (
-            "cli",
-            [sys.executable, "-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING"],
-        ),
-        ("inline", [sys.executable, "-c", SIM_INLINE]),
-    ]
+    commands: dict[str, list[str]] = {
+        "cli": [
+            sys.executable,
+            *("-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING"),
+        ],
+        "inline": [sys.executable, "-c", SIM_INLINE],
+    }
+    order = ["cli", "inline"] if launcher == "auto" else [launcher]
     failures: list[str] = []
-    for how, argv in attempts:
+    for how in order:
+        argv = commands[how]
         child = Child(f"sim-{tag}", argv, env, workdir / f"sim-{tag}-{how}.log")
         url = _wait_for_ready_line(child, time.monotonic() + START_TIMEOUT_S)
-        if url:
-            return child, url.rstrip("/")
-        child.stop()
-        failures.append(f"--- {how}: {' '.join(argv[:4])}\n{child.log_tail()}")
+        if not url:
+            child.stop()
+            failures.append(f"--- {how}: {' '.join(argv[:4])}\n{child.log_tail()}")
+            continue
+        url = url.rstrip("/")
+        stall = keepalive_ms(url)
+        if stall >= NAGLE_STALL_MS and how != order[-1]:
+            child.stop()
+            console.print(
+                f"  [yellow]`apihub sim` answers keep-alive requests in {stall:.0f} ms "
+                "(no TCP_NODELAY on accepted sockets: Nagle + delayed ACK); using the inline "
+                "launcher, which sets it[/]"
+            )
+            continue
+        if stall >= NAGLE_STALL_MS:
+            console.print(f"  [red]the simulator answers keep-alive requests in {stall:.0f} ms[/]")
+        label = "apihub sim (CLI)" if how == "cli" else "inline run_simulator + TCP_NODELAY"
+        return child, url, label
     raise RuntimeError("the broker simulator did not start:\n" + "\n".join(failures))
 
 
+def keepalive_ms(url: str, requests: int = 8) -> float:
+    """Median time of repeated requests on one kept-alive connection (an unknown path)."""
+    times: list[float] = []
+    with httpx.Client(timeout=5.0) as client:
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            client.get(f"{url}/apihub-bench-probe")
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return percentile(times[2:], 50)
+
+
 def start_dispatcher(
-    workdir: Path, redis_url: str, sim_url: str, namespace: str, transport: TransportName
+    workdir: Path,
+    redis_url: str,
+    sim_url: str,
+    namespace: str,
+    transport: TransportName,
+    profile_dir: Path | None = None,
 ) -> Child:
-    """Start ``python -m apihub_dispatcher`` for ``namespace`` with a fresh app key."""
+    """Start ``python -m apihub_dispatcher`` for ``namespace`` with a fresh app key.
+
+    With ``profile_dir`` it runs under cProfile and leaves ``dispatcher-<transport>.prof`` there
+    (the timings of such a run are inflated by the profiler).
+    """
     config = workdir / f"apihub-{namespace}.toml"
     config.write_text(
         f'[dispatcher]\ntransport = "{transport}"\nconcurrency = {DISPATCHER_CONCURRENCY}\n',
@@ -301,9 +360,13 @@ def start_dispatcher(
             "APIHUB_DATA_DIR": str(workdir / "data"),
         }
     )
+    argv = [sys.executable, "-m", "apihub_dispatcher"]
+    if profile_dir is not None:
+        profile = profile_dir.resolve() / f"dispatcher-{transport}.prof"
+        argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
     child = Child(
         f"dispatcher-{transport}",
-        [sys.executable, "-m", "apihub_dispatcher"],
+        argv,
         env,
         workdir / f"dispatcher-{namespace}.log",
     )
@@ -316,14 +379,17 @@ def start_dispatcher(
 
 
 def _wait_for_consumer(child: Child, redis_url: str, stream: str) -> None:
-    # Ready = a member of the dispatcher group has read the request stream at least once.
+    # Ready = its consumer group exists (the dispatcher signals readiness right after creating
+    # it, reading from id 0, so nothing appended from then on is missed). Not "has a consumer":
+    # Redis 6.2 registers a consumer only once XREADGROUP returns something.
     deadline = time.monotonic() + START_TIMEOUT_S
     with redis.Redis.from_url(redis_url) as client:
         while time.monotonic() < deadline:
             if not child.alive():
                 raise RuntimeError(f"the dispatcher exited:\n{child.log_tail()}")
             with contextlib.suppress(redis.ResponseError):
-                if client.xinfo_consumers(stream, "dispatcher"):
+                groups = client.xinfo_groups(stream)
+                if any(g.get("name") in (b"dispatcher", "dispatcher") for g in groups):
                     return
             time.sleep(0.05)
     raise RuntimeError(f"the dispatcher did not join its group:\n{child.log_tail()}")
@@ -409,17 +475,34 @@ class Plan:
 
 
 class Meter:
-    """CPU seconds of the bench's processes between two points in time."""
+    """CPU seconds of the bench's processes, and of everything else, between two points."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._start = {role: cpu_seconds(pid) for role, pid in pids.items()}
+        self._busy = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds each process used since the meter was made."""
-        return {
+        """CPU seconds each process used since the meter was made; ``other`` is the rest of
+        the machine (another workload running meanwhile shows up there)."""
+        used = {
             role: round(cpu_seconds(pid) - self._start[role], 3) for role, pid in self.pids.items()
         }
+        ours = sum(v for v in used.values() if not math.isnan(v))
+        used["other"] = round(max(0.0, machine_busy_seconds() - self._busy - ours), 3)
+        return used
+
+
+def machine_busy_seconds() -> float:
+    """Non-idle CPU seconds of the whole machine since boot (all cores), from ``/proc/stat``."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return math.nan
+    # cpu user nice system idle iowait irq softirq steal ...; guest time is already in user.
+    ticks = [int(v) for v in first[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(
@@ -547,10 +630,6 @@ def machine_info(redis_binary: Path) -> Machine:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             packages[name] = "-"
-    try:
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
     return Machine(
         date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         host=platform.node(),
@@ -560,16 +639,30 @@ def machine_info(redis_binary: Path) -> Machine:
         python=f"{platform.python_implementation()} {platform.python_version()}",
         redis_server=".".join(map(str, redis_server_version(redis_binary))),
         redis_binary=str(redis_binary),
-        loadavg_before=load,
+        loadavg_before=loadavg(),
         packages=packages,
     )
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(plan: Plan, workdir: Path) -> tuple[Machine, list[Phase]]:
+def run(
+    plan: Plan,
+    workdir: Path,
+    launcher: SimLauncher,
+    sims: list[str],
+    profile_dir: Path | None = None,
+) -> tuple[Machine, list[Phase]]:
     """Start Redis, then per transport: sim (+ dispatcher), direct and hub phases; stop all."""
     binary = find_redis_server()
     machine = machine_info(binary)
@@ -581,14 +674,19 @@ def run(plan: Plan, workdir: Path) -> tuple[Machine, list[Phase]]:
         for transport in TRANSPORTS:
             # A fresh simulator per transport: both paths of a transport share it, and no run
             # inherits another's call log or connections.
-            sim, sim_url = start_sim(workdir, transport)
+            sim, sim_url, how = start_sim(workdir, transport, launcher)
+            sims.append(how)
             try:
                 pids = {"bench": os.getpid(), "redis": redis_pid, "sim": sim.pid}
-                console.print(f"[bold]direct, {transport}[/] (sim {sim_url}, pid {sim.pid})")
+                console.print(
+                    f"[bold]direct, {transport}[/] (simulator {sim_url}, pid {sim.pid}, {how})"
+                )
                 phases += anyio.run(bench_direct, sim_url, transport, plan, pids)
                 show_progress(phases[-2:])
                 namespace = f"bench-{transport}-{secrets.token_hex(4)}"
-                dispatcher = start_dispatcher(workdir, server.url, sim_url, namespace, transport)
+                dispatcher = start_dispatcher(
+                    workdir, server.url, sim_url, namespace, transport, profile_dir
+                )
                 try:
                     console.print(
                         f"[bold]hub, dispatcher {transport}[/] (dispatcher pid {dispatcher.pid})"
@@ -722,16 +820,20 @@ def report(plan: Plan, phases: list[Phase]) -> None:
     console.print(thr)
 
     cpu = Table(
-        title="CPU per call (ms of CPU time per call, by process; util = share of all cores)",
+        title=(
+            "CPU time per call in ms, by process (util = our processes' share of all cores; "
+            "other = CPU used by anything else on the machine meanwhile)"
+        ),
         title_justify="left",
     )
     roles: tuple[Role, ...] = ("bench", "dispatcher", "sim", "redis")
-    for col in ("phase", "path", *roles, "total", "wall ms/call", "util"):
+    for col in ("phase", "path", *roles, "total", "wall ms/call", "util", "other"):
         cpu.add_column(col, justify="left" if col in ("phase", "path") else "right")
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     for p in phases:
         per_call = [p.cpu_s.get(role, math.nan) * 1000.0 / p.calls for role in roles]
-        total_s = sum(v for v in p.cpu_s.values() if not math.isnan(v))
+        total_s = sum(p.cpu_s.get(role, 0.0) for role in roles)
+        other = p.cpu_s.get("other", math.nan)
         cpu.add_row(
             p.kind,
             p.label,
@@ -739,8 +841,19 @@ def report(plan: Plan, phases: list[Phase]) -> None:
             fmt(total_s * 1000.0 / p.calls, 3),
             fmt(p.wall_s * 1000.0 / p.calls, 3),
             f"{100.0 * total_s / (p.wall_s * ncpu):.0f}%",
+            "-" if math.isnan(other) else f"{100.0 * other / (p.wall_s * ncpu):.0f}%",
         )
     console.print(cpu)
+    disturbed = [
+        f"{p.kind} {p.label}"
+        for p in phases
+        if p.cpu_s.get("other", 0.0) / (p.wall_s * ncpu) > DISTURBED_SHARE
+    ]
+    if disturbed:
+        console.print(
+            f"[yellow]Other work used more than {DISTURBED_SHARE:.0%} of the machine during: "
+            f"{', '.join(disturbed)}; rerun on a quiet machine for figures to quote.[/]"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]:
@@ -753,6 +866,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
     parser.add_argument("--concurrency", type=int, default=64, help="callers in flight")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the child processes' logs")
+    parser.add_argument(
+        "--profile-dispatcher",
+        type=Path,
+        metavar="DIR",
+        help="run the dispatcher under cProfile, writing .prof files to DIR (skews timings)",
+    )
+    parser.add_argument(
+        "--sim",
+        choices=("auto", "cli", "inline"),
+        default="auto",
+        help="how to start the simulator (auto: `apihub sim`, else the inline launcher)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     plan = Plan(
@@ -770,13 +895,23 @@ def main(argv: list[str] | None = None) -> int:
     plan, args = parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     started = time.monotonic()
+    sims: list[str] = []
+    if args.profile_dispatcher:
+        args.profile_dispatcher.mkdir(parents=True, exist_ok=True)
     try:
         with _workdir(keep=bool(args.keep_logs)) as workdir:
-            machine, phases = run(plan, workdir)
+            machine, phases = run(plan, workdir, args.sim, sims, args.profile_dispatcher)
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print()
     report(plan, phases)
+    console.print(f"Simulator launcher: {', '.join(sorted(set(sims)))}.")
+    console.print(f"Load average before: {machine.loadavg_before}; after: {loadavg()}.")
+    if args.profile_dispatcher:
+        console.print(
+            f"[yellow]The dispatcher ran under cProfile (profiles in {args.profile_dispatcher}): "
+            "hub figures of this run are inflated.[/]"
+        )
     console.print(f"\nTotal run time {time.monotonic() - started:.0f} s.")
     if args.json:
         args.json.write_text(
@@ -784,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "machine": asdict(machine),
                     "plan": asdict(plan),
+                    "simulator": sorted(set(sims)),
                     "phases": [p.summary() for p in phases],
                 },
                 indent=2,

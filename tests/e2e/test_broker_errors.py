@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from apihub_core import (
     HubClient,
     UpstreamAuthError,
@@ -22,9 +23,13 @@ PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
 
 
-def _arm(sim_admin: httpx.Client, tr_id: str, action: dict[str, Any], count: int = -1) -> None:
-    sim_admin.post(
-        "/__sim/faults", json={"match": {"tr_id": tr_id}, "count": count, "action": action}
+async def _arm(
+    sim_admin: httpx.AsyncClient, tr_id: str, action: dict[str, Any], count: int = -1
+) -> None:
+    (
+        await sim_admin.post(
+            "/__sim/faults", json={"match": {"tr_id": tr_id}, "count": count, "action": action}
+        )
     ).raise_for_status()
 
 
@@ -54,7 +59,7 @@ def _arm(sim_admin: httpx.Client, tr_id: str, action: dict[str, Any], count: int
 async def test_error_envelopes_map_to_typed_errors(
     hub: HubClient,
     dispatcher: Dispatcher,
-    sim_admin: httpx.Client,
+    sim_admin: httpx.AsyncClient,
     provider: str,
     tr_id: str,
     params: dict[str, str],
@@ -62,7 +67,7 @@ async def test_error_envelopes_map_to_typed_errors(
     error: type[UpstreamError],
     code: str,
 ) -> None:
-    _arm(sim_admin, tr_id, action)
+    await _arm(sim_admin, tr_id, action)
     with pytest.raises(error) as caught:
         await hub.execute(provider, tr_id, params, timeout=15)
     exc = caught.value
@@ -75,34 +80,34 @@ async def test_error_envelopes_map_to_typed_errors(
 
 
 async def test_business_rejection_is_not_retried(
-    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.Client
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
     body = {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}
-    _arm(sim_admin, "FHKST01010100", {"kind": "error", "status": 200, "body": body})
+    await _arm(sim_admin, "FHKST01010100", {"kind": "error", "status": 200, "body": body})
     with pytest.raises(UpstreamRejected) as caught:
         await hub.execute("KIS", "FHKST01010100", PRICE)
     assert caught.value.message == "모의투자 장시작전 입니다."
-    calls = sim_admin.get("/__sim/calls").json()
+    calls = (await sim_admin.get("/__sim/calls")).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
     assert len([c for c in calls if c["tr_id"] == "FHKST01010100"]) == 1
 
 
 async def test_transient_failure_is_retried_transparently(
-    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.Client
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
-    _arm(sim_admin, "FHKST01010100", {"kind": "http_503"}, count=1)
+    await _arm(sim_admin, "FHKST01010100", {"kind": "http_503"}, count=1)
     response = await hub.execute("KIS", "FHKST01010100", PRICE)
     assert response.body["rt_cd"] == "0"
     assert response.attempts == 2
 
 
 async def test_rejected_token_is_replaced_and_the_call_retried(
-    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.Client
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
     # Kiwoom lets a new token replace the old one at once, so one retry heals an 8005.
-    _arm(sim_admin, "ka10081", {"kind": "kiwoom_8005"}, count=1)
+    await _arm(sim_admin, "ka10081", {"kind": "kiwoom_8005"}, count=1)
     response = await hub.execute("KIWOOM", "ka10081", DAILY)
     assert response.body["return_code"] == 0
     assert response.attempts == 2
-    stats = sim_admin.get("/__sim/stats").json()
+    stats = (await sim_admin.get("/__sim/stats")).json()
     assert stats["token_issuances"], stats

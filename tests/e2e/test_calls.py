@@ -6,6 +6,7 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+
 from apihub_core import (
     HubClient,
     Keys,
@@ -113,7 +114,11 @@ async def test_timeout_without_a_dispatcher(hub: HubClient) -> None:
 
 
 async def test_expired_deadline_is_answered_without_calling_the_broker(
-    hub: HubClient, redis: aioredis.Redis, keys: Keys, dispatcher: Dispatcher, sim_admin: httpx.Client
+    hub: HubClient,
+    redis: aioredis.Redis,
+    keys: Keys,
+    dispatcher: Dispatcher,
+    sim_admin: httpx.AsyncClient,
 ) -> None:
     # A request whose deadline passed while it waited in the stream.
     from apihub_core import RequestSubmitted, encode_entry, now_ms
@@ -132,7 +137,7 @@ async def test_expired_deadline_is_answered_without_calling_the_broker(
     outcome = decode_outcome(answer[0][1][0][1])
     assert outcome.request_id == "late-1"
     assert msgspec.structs.asdict(outcome)["error_class"] == "timeout"
-    calls = sim_admin.get("/__sim/calls").json()
+    calls = (await sim_admin.get("/__sim/calls")).json()
     assert not [c for c in _as_list(calls) if c.get("tr_id") == "FHKST01010100"]
 
 

@@ -11,10 +11,11 @@ import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from tests.conftest import dispatcher_process
+
 from apihub_core import HubClient, Keys, OutcomeUnknown, Response, Settings
 from apihub_dispatcher import open_dispatcher
-
-from tests.conftest import dispatcher_process
+from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -51,28 +52,33 @@ def victim(redis_url: str, sim_url: str, hub_namespace: str) -> Iterator[subproc
         proc.stderr.close()
 
 
-def _arm(sim_admin: httpx.Client, tr_id: str, *, delay_ms: int, count: int) -> int:
-    reply = sim_admin.post(
+async def _arm(sim_admin: httpx.AsyncClient, tr_id: str, *, delay_ms: int, count: int) -> int:
+    reply = await sim_admin.post(
         "/__sim/faults",
-        json={"match": {"tr_id": tr_id}, "count": count, "action": {"kind": "delay", "delay_ms": delay_ms}},
+        json={
+            "match": {"tr_id": tr_id},
+            "count": count,
+            "action": {"kind": "delay", "delay_ms": delay_ms},
+        },
     )
     reply.raise_for_status()
     return int(reply.json()["id"])
 
 
-def _fired(sim_admin: httpx.Client, fault_id: int) -> int:
-    faults = sim_admin.get("/__sim/faults").json()
+async def _fired(sim_admin: httpx.AsyncClient, fault_id: int) -> int:
+    faults = (await sim_admin.get("/__sim/faults")).json()
     for fault in faults.get("faults", faults) if isinstance(faults, dict) else faults:
         if int(fault["id"]) == fault_id:
             return int(fault["fired"])
     return -1  # a one-shot fault disappears once used up
 
 
-async def _wait_fired(sim_admin: httpx.Client, fault_id: int) -> None:
+async def _wait_fired(sim_admin: httpx.AsyncClient, fault_id: int, times: int = 1) -> None:
     # Polls the simulator's own record of the call having arrived; no fixed sleep.
-    with anyio.fail_after(20):
-        while _fired(sim_admin, fault_id) == 0:
-            await anyio.sleep(0.02)
+    async def fired() -> bool:
+        return await _fired(sim_admin, fault_id) >= times
+
+    await async_wait_until(fired, timeout=20, message="the broker never saw the call")
 
 
 async def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -83,7 +89,7 @@ async def _kill(proc: subprocess.Popen[bytes]) -> None:
 async def test_request_survives_a_dispatcher_killed_mid_call(
     hub: HubClient,
     settings: Settings,
-    sim_admin: httpx.Client,
+    sim_admin: httpx.AsyncClient,
     redis: aioredis.Redis,
     keys: Keys,
     victim: subprocess.Popen[bytes],
@@ -91,7 +97,7 @@ async def test_request_survives_a_dispatcher_killed_mid_call(
     # The broker holds the first call long enough for the victim to die while waiting on it.
     # Kiwoom, because a second KIS token within a minute is refused (EGW00133) until the
     # token-keeper shares one token between dispatchers.
-    fault = _arm(sim_admin, "ka10081", delay_ms=5_000, count=-1)
+    fault = await _arm(sim_admin, "ka10081", delay_ms=5_000, count=-1)
     answers: list[Response] = []
 
     async def call() -> None:
@@ -103,12 +109,10 @@ async def test_request_survives_a_dispatcher_killed_mid_call(
         pending = await redis.xpending(keys.requests, "dispatcher")
         assert pending["pending"] == 1, "the victim holds the request"
         await _kill(victim)
-        sim_admin.delete("/__sim/faults").raise_for_status()
+        (await sim_admin.delete("/__sim/faults")).raise_for_status()
         async with open_dispatcher(settings) as rescuer, anyio.create_task_group() as inner:
             await inner.start(rescuer.run)
-            with anyio.fail_after(20):
-                while not answers:
-                    await anyio.sleep(0.02)
+            await async_wait_until(lambda: answers, timeout=20)
             rescuer.stop()
 
     (response,) = answers
@@ -119,13 +123,13 @@ async def test_request_survives_a_dispatcher_killed_mid_call(
 async def test_an_order_is_never_sent_twice(
     hub: HubClient,
     settings: Settings,
-    sim_admin: httpx.Client,
+    sim_admin: httpx.AsyncClient,
     redis: aioredis.Redis,
     keys: Keys,
     victim: subprocess.Popen[bytes],
 ) -> None:
     # Every order call that reaches the broker fires this fault, so `fired` counts sends.
-    fault = _arm(sim_admin, "TTTC0012U", delay_ms=5_000, count=-1)
+    fault = await _arm(sim_admin, "TTTC0012U", delay_ms=5_000, count=-1)
     errors: list[BaseException] = []
 
     async def order() -> None:
@@ -140,23 +144,25 @@ async def test_an_order_is_never_sent_twice(
         await _kill(victim)
         async with open_dispatcher(settings) as rescuer, anyio.create_task_group() as inner:
             await inner.start(rescuer.run)
-            with anyio.fail_after(20):
-                while not errors:
-                    await anyio.sleep(0.02)
+            await async_wait_until(lambda: errors, timeout=20)
             rescuer.stop()
 
     (error,) = errors
     assert isinstance(error, OutcomeUnknown)
     assert error.request_id
     assert "reconcile" in str(error).lower()
-    assert _fired(sim_admin, fault) == 1, "the order reached the broker exactly once"
-    sim_admin.delete("/__sim/faults").raise_for_status()
+    assert await _fired(sim_admin, fault) == 1, "the order reached the broker exactly once"
+    (await sim_admin.delete("/__sim/faults")).raise_for_status()
 
 
 async def test_graceful_stop_finishes_in_flight_requests(
-    hub: HubClient, settings: Settings, sim_admin: httpx.Client, redis: aioredis.Redis, keys: Keys
+    hub: HubClient,
+    settings: Settings,
+    sim_admin: httpx.AsyncClient,
+    redis: aioredis.Redis,
+    keys: Keys,
 ) -> None:
-    fault = _arm(sim_admin, "FHKST01010100", delay_ms=300, count=-1)
+    fault = await _arm(sim_admin, "FHKST01010100", delay_ms=300, count=-1)
     answers: list[Any] = []
     async with open_dispatcher(settings) as running, anyio.create_task_group() as tg:
         await tg.start(running.run)
@@ -167,9 +173,7 @@ async def test_graceful_stop_finishes_in_flight_requests(
         async with anyio.create_task_group() as calls:
             for _ in range(5):
                 calls.start_soon(call)
-            with anyio.fail_after(10):
-                while _fired(sim_admin, fault) < 5:
-                    await anyio.sleep(0.01)
+            await _wait_fired(sim_admin, fault, times=5)
             # Stop while all five are in flight at the broker: they must still be answered.
             running.stop()
     assert len(answers) == 5

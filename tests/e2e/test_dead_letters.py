@@ -8,6 +8,7 @@ import uuid
 import anyio
 import pytest
 import redis.asyncio as aioredis
+
 from apihub_core import DeadLettered, HubClient, Keys, RequestFailed, decode_any, decode_outcome
 from apihub_dispatcher import Dispatcher
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+
 from apihub_core import HubClient
 from apihub_dispatcher import Dispatcher
 
@@ -16,13 +19,19 @@ AFTER_CLOSE = "2025-03-21T16:00:00+09:00"
 
 
 @pytest.fixture
-def market_closed(sim_admin: httpx.Client) -> Iterator[None]:
+async def market_closed(sim_admin: httpx.AsyncClient) -> AsyncIterator[None]:
     """Freeze the simulator's clock after the 2025-03-21 close; restore real time after."""
-    sim_admin.post("/__sim/clock", json={"now": AFTER_CLOSE, "frozen": True}).raise_for_status()
+    (
+        await sim_admin.post("/__sim/clock", json={"now": AFTER_CLOSE, "frozen": True})
+    ).raise_for_status()
     try:
         yield
     finally:
-        sim_admin.post("/__sim/clock", json={"real": True}).raise_for_status()
+        (
+            await sim_admin.post(
+                "/__sim/clock", json={"now": datetime.now(UTC).isoformat(), "frozen": False}
+            )
+        ).raise_for_status()
 
 
 async def test_kiwoom_pages_with_cont_yn_and_next_key(
@@ -46,7 +55,7 @@ async def test_kiwoom_pages_with_cont_yn_and_next_key(
     assert 0 < len(pages[-1]) <= 900
     every = [stamp for page in pages for stamp in page]
     assert len(every) == len(set(every)), "no bar twice"
-    for newer, older in zip(pages, pages[1:], strict=False):
+    for newer, older in itertools.pairwise(pages):
         assert min(newer) > max(older), "each page continues where the previous one stopped"
     assert pages[0][0] == "20250321153000", "the newest bar is the closing minute"
 

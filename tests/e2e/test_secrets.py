@@ -6,6 +6,7 @@ import logging
 
 import httpx
 import pytest
+
 from apihub_core import HubClient, HubError, Provider, Settings
 from apihub_dispatcher import Dispatcher
 from apihub_testing import redis_strings
@@ -20,7 +21,7 @@ async def test_no_secret_anywhere_the_run_wrote(
     hub: HubClient,
     dispatcher: Dispatcher,
     settings: Settings,
-    sim_admin: httpx.Client,
+    sim_admin: httpx.AsyncClient,
     redis_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -34,8 +35,11 @@ async def test_no_secret_anywhere_the_run_wrote(
         ("ka10081", DAILY, "kiwoom_8005"),
         ("FHKST01010100", PRICE, "egw00201"),
     ]:
-        sim_admin.post(
-            "/__sim/faults", json={"match": {"tr_id": tr_id}, "count": 1, "action": {"kind": kind}}
+        (
+            await sim_admin.post(
+                "/__sim/faults",
+                json={"match": {"tr_id": tr_id}, "count": 1, "action": {"kind": kind}},
+            )
         ).raise_for_status()
         try:
             await hub.execute("KIWOOM" if tr_id.startswith("ka") else "KIS", tr_id, params)

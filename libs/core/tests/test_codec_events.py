@@ -109,7 +109,9 @@ def data_entry(document: dict[str, Any] | bytes) -> dict[bytes, bytes]:
 # --- encoding -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event", [SUBMITTED, RECEIVED, FAILED, DEAD], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "event", [SUBMITTED, RECEIVED, FAILED, DEAD], ids=lambda e: type(e).__name__
+)
 def test_entry_has_the_type_tag_and_json_data(event: Event) -> None:
     fields = encode_entry(event)
     assert set(fields) == {"type", "data"}
@@ -119,7 +121,9 @@ def test_entry_has_the_type_tag_and_json_data(event: Event) -> None:
     assert document["schema"] == SCHEMA_VERSION == 1
 
 
-@pytest.mark.parametrize("event", [SUBMITTED, RECEIVED, FAILED, DEAD], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "event", [SUBMITTED, RECEIVED, FAILED, DEAD], ids=lambda e: type(e).__name__
+)
 def test_every_event_round_trips_through_decode_any(event: Event) -> None:
     assert decode_any(as_redis_fields(encode_entry(event))) == event
 

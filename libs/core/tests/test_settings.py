@@ -420,18 +420,12 @@ def test_dispatcher_settings_from_toml(tmp_path: Path) -> None:
 
 def test_unknown_dispatcher_keys_are_rejected(tmp_path: Path) -> None:
     path = write_toml(tmp_path, "[dispatcher]\nconcurency = 8\nworkers = 2\n")
-    with pytest.raises(ConfigurationError, match="unknown \\[dispatcher\\] settings: concurency, workers"):
+    with pytest.raises(
+        ConfigurationError, match="unknown \\[dispatcher\\] settings: concurency, workers"
+    ):
         load_settings(env={}, config_path=path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG _settings.py:232-240: _dispatcher_settings never validates value types; "
-        "DispatcherSettings(**spec) cannot raise TypeError for known keys, so the "
-        "'bad [dispatcher] settings' branch is dead and concurrency = \"many\" is accepted"
-    ),
-)
 def test_wrongly_typed_dispatcher_setting_is_rejected(tmp_path: Path) -> None:
     path = write_toml(tmp_path, '[dispatcher]\nconcurrency = "many"\n')
     with pytest.raises(ConfigurationError, match="bad \\[dispatcher\\] settings"):

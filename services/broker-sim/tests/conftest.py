@@ -14,7 +14,7 @@ from apihub_broker_sim import SimConfig, ThreadedSimServer
 # --import-mode=importlib keeps test directories off sys.path; the helpers live next door.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from broker_sim_harness import NOW, Harness  # noqa: E402
+from broker_sim_harness import NOW, Harness
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -31,7 +32,8 @@ def test_token_response_shape(sim: Harness) -> None:
     assert body["access_token_token_expired"] == "2025-03-22 13:00:30"
     header, claims, signature = body["access_token"].split(".")
     assert header == "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9"
-    assert claims and signature
+    assert claims
+    assert signature
     assert APPKEY not in body["access_token"]
 
 
@@ -44,7 +46,11 @@ def test_inquire_price_is_the_latest_tick(sim: Harness) -> None:
     assert len(price.headers["gt_uid"]) == 32
     body = price.json()
     assert list(body) == ["output", "rt_cd", "msg_cd", "msg1"]
-    assert (body["rt_cd"], body["msg_cd"], body["msg1"]) == ("0", "MCA00000", "정상처리 되었습니다.")
+    assert (body["rt_cd"], body["msg_cd"], body["msg1"]) == (
+        "0",
+        "MCA00000",
+        "정상처리 되었습니다.",
+    )
     assert _all_strings(body)
     out = body["output"]
     trades = sim.kis_get(
@@ -73,7 +79,9 @@ def test_minute_paging_walk_covers_the_session_without_gaps(sim: Harness) -> Non
     for _ in range(40):
         page = sim.kis_minutes(hour).json()["output2"]
         assert len(page) <= 30
-        fresh = [row for row in page if not rows or row["stck_cntg_hour"] < rows[-1]["stck_cntg_hour"]]
+        fresh = [
+            row for row in page if not rows or row["stck_cntg_hour"] < rows[-1]["stck_cntg_hour"]
+        ]
         if not fresh:
             break
         rows.extend(fresh)
@@ -84,7 +92,7 @@ def test_minute_paging_walk_covers_the_session_without_gaps(sim: Harness) -> Non
     assert hours == expected
     # Each bar's cumulative value steps by exactly its own traded value.
     assert rows[-1]["stck_cntg_hour"] == "090000"
-    for newer, older in zip(rows, rows[1:], strict=False):
+    for newer, older in itertools.pairwise(rows):
         assert int(newer["acml_tr_pbmn"]) > int(older["acml_tr_pbmn"])
         close, low, high = (int(newer[k]) for k in ("stck_prpr", "stck_lwpr", "stck_hgpr"))
         assert low <= close <= high
@@ -120,7 +128,7 @@ def test_daily_paging_by_moving_date_2_back(sim: Harness) -> None:
     assert dates[-1] == "20240401"
     assert all(datetime.strptime(d, "%Y%m%d").weekday() < 5 for d in dates)
     # Closes chain: each row's change is against the previous trading day's close.
-    for newer, older in zip(rows, rows[1:], strict=False):
+    for newer, older in itertools.pairwise(rows):
         assert int(newer["prdy_vrss"]) == int(newer["stck_clpr"]) - int(older["stck_clpr"])
     today = rows[0]
     minutes = sim.kis_minutes("153000").json()
@@ -131,7 +139,10 @@ def test_daily_paging_by_moving_date_2_back(sim: Harness) -> None:
 def test_weekly_and_monthly_bars_aggregate_daily_bars(sim: Harness) -> None:
     daily = sim.kis_daily("20250101", "20250228").json()["output2"]
     monthly = sim.kis_daily("20250101", "20250228", "M").json()["output2"]
-    assert [row["stck_bsop_date"] for row in monthly] == ["20250203", "20250101"]  # no holiday calendar by default
+    assert [row["stck_bsop_date"] for row in monthly] == [
+        "20250203",
+        "20250101",
+    ]  # no holiday calendar by default
     february = [row for row in daily if row["stck_bsop_date"].startswith("202502")]
     assert monthly[0]["stck_clpr"] == february[0]["stck_clpr"]
     assert monthly[0]["stck_oprc"] == february[-1]["stck_oprc"]
@@ -228,7 +239,10 @@ def test_configured_apps_only(make_sim: Callable[..., Harness]) -> None:
     assert unknown.status_code == 403
     assert unknown.json()["error_code"] == "EGW00103"
     wrong = sim.kis_issue(secret=SECRET + "\n")
-    assert wrong.json() == {"error_code": "EGW00105", "error_description": "유효하지 않은 AppSecret입니다."}
+    assert wrong.json() == {
+        "error_code": "EGW00105",
+        "error_description": "유효하지 않은 AppSecret입니다.",
+    }
     empty = sim.client.post("/oauth2/tokenP", json={"grant_type": "client_credentials"})
     assert empty.json()["error_code"] == "EGW00103"
     no_grant = sim.client.post("/oauth2/tokenP", json={"appkey": APPKEY, "appsecret": SECRET})
@@ -273,7 +287,9 @@ def test_cash_order_current_legacy_and_vps_ids(sim: Harness) -> None:
     )
     assert bad_qty.json()["msg1"] == "ERROR INVALID ORD_QTY"
     wrong_tr = sim.client.post(
-        "/uapi/domestic-stock/v1/trading/order-cash", json=body, headers=sim.kis_headers("FHKST01010100")
+        "/uapi/domestic-stock/v1/trading/order-cash",
+        json=body,
+        headers=sim.kis_headers("FHKST01010100"),
     )
     assert wrong_tr.json()["msg_cd"] == "EGW00101"
     not_json = sim.client.post(

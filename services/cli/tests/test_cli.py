@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apihub_cli import app
 from typer.testing import CliRunner
+
+from apihub_cli import app
 
 PRICE_ARGS = ["-p", "FID_COND_MRKT_DIV_CODE=J", "-p", "FID_INPUT_ISCD=005930"]
 
@@ -30,7 +31,9 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _apihub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _apihub(
+    *args: str, env: dict[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "apihub_cli", *args],
         env=env,
@@ -120,8 +123,16 @@ def test_up_call_and_graceful_stop(running_hub: Hub, data_dir: Path) -> None:
     assert body["output"]["stck_shrn_iscd"] == "005930"
 
     kiwoom = _apihub(
-        "call", "KIWOOM", "ka10081", "-p", "stk_cd=005930", "-p", "base_dt=20250321",
-        "-p", "upd_stkpc_tp=1", env=running_hub.env,
+        "call",
+        "KIWOOM",
+        "ka10081",
+        "-p",
+        "stk_cd=005930",
+        "-p",
+        "base_dt=20250321",
+        "-p",
+        "upd_stkpc_tp=1",
+        env=running_hub.env,
     )
     assert kiwoom.returncode == 0, kiwoom.stderr
     assert json.loads(kiwoom.stdout)["stk_dt_pole_chart_qry"]

@@ -12,6 +12,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -147,11 +148,13 @@ class HubClient:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         assert self._task_group is not None  # noqa: S101 - entered above
         self._task_group.cancel_scope.cancel()
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            # The body's own exception is not handed to the group: it would come back wrapped
+            # in an ExceptionGroup, and callers expect the typed error itself.
+            await self._task_group.__aexit__(None, None, None)
         finally:
             self._task_group = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
@@ -230,7 +233,11 @@ class HubClient:
             account=account,
             priority=priority,
             reply_to=self.reply_stream if reply else None,
-            deadline_ms=submitted + math.ceil(timeout * 1000) if timeout is not None else None,
+            deadline_ms=(
+                submitted + math.ceil(timeout * 1000)
+                if timeout is not None and math.isfinite(timeout)
+                else None
+            ),
             submitted_at_ms=submitted,
             cont=cont,
             next_key=next_key,
@@ -342,6 +349,10 @@ class HubClient:
 def _param_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-        raise RequestInvalid(f"parameter values must be strings or numbers, got {value!r}")
-    return str(value)
+    # bool is an int subclass, but True is no broker parameter; bytes, containers and other
+    # objects have no single obvious text form either.
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    raise RequestInvalid(
+        f"parameter values must be strings or numbers, got {value!r} ({type(value).__name__})"
+    )

@@ -28,6 +28,11 @@ from ._codec import StreamBatches
 
 log = logging.getLogger("apihub.consumer")
 
+_MAX_RECLAIM_ROUNDS = 100
+"""XAUTOCLAIM calls per reclaim pass, so one pass over a huge pending list stays bounded."""
+
+_MAX_PENDING_SCAN = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -97,6 +102,7 @@ class StreamConsumer:
         self._max_deliveries = max_deliveries
         self._grace_s = shutdown_grace_s
         self._in_flight = 0
+        self._active: set[bytes] = set()
         self._drained = anyio.Event()
         self._stopping = anyio.Event()
         self.handled = 0
@@ -172,15 +178,36 @@ class StreamConsumer:
         while True:
             await anyio.sleep(self._reclaim_interval_s)
             try:
+                await self.renew_leases()
                 await self.reclaim_once(work)
             except (RedisError, OSError) as exc:
                 log.warning("%s: reclaim failed (%s)", self.consumer, type(exc).__name__)
 
+    async def renew_leases(self) -> int:
+        """Reset the idle time of entries this consumer is still working on.
+
+        A pending entry's idle time is its lease: without renewal a handler slower than
+        ``reclaim_idle_ms`` would be reclaimed and run twice. ``JUSTID`` leaves the delivery
+        count alone, and the minimum idle keeps an entry another consumer just took from being
+        taken back at once.
+        """
+        if not self._active:
+            return 0
+        renewed = await self._redis.xclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=int(self._reclaim_interval_s * 500),
+            message_ids=list(self._active),
+            justid=True,
+        )
+        return len(renewed)
+
     async def reclaim_once(self, work: TaskGroup) -> int:
         """Claim entries idle longer than ``reclaim_idle_ms`` on any consumer; returns how many."""
-        start = b"0-0"
+        start: bytes | str = b"0-0"
         claimed = 0
-        while True:
+        for _ in range(_MAX_RECLAIM_ROUNDS):
             reply = await self._redis.xautoclaim(
                 self.stream,
                 self.group,
@@ -189,30 +216,66 @@ class StreamConsumer:
                 start_id=start,
                 count=self._read_count,
             )
+            # Redis 7 adds a third element, the ids of deleted entries it dropped from the
+            # pending list itself; Redis 6.2 returns those entries as nil instead.
             next_start, entries = reply[0], reply[1]
-            if entries:
-                counts = await self._delivery_counts([entry_id for entry_id, _ in entries])
-                for entry_id, fields in entries:
-                    claimed += 1
-                    delivery = Delivery(
-                        self.stream,
-                        entry_id,
-                        fields or {},
-                        deliveries=counts.get(entry_id, 1),
-                        reclaimed=True,
-                    )
-                    log.info(
-                        "%s: reclaimed %s (delivery %d)",
-                        self.consumer,
-                        delivery.id_text,
-                        delivery.deliveries,
-                    )
-                    self._spawn(work, delivery)
-            if next_start in (b"0-0", "0-0") or not entries:
-                return claimed
+            live = [(entry_id, fields) for entry_id, fields in entries if entry_id is not None]
+            if len(live) < len(entries):
+                claimed += await self._release_deleted(work)
+            fresh = [
+                (entry_id, fields) for entry_id, fields in live if entry_id not in self._active
+            ]
+            counts = await self._delivery_counts([entry_id for entry_id, _ in fresh])
+            for entry_id, fields in fresh:
+                claimed += 1
+                delivery = Delivery(
+                    self.stream,
+                    entry_id,
+                    fields or {},
+                    deliveries=counts.get(entry_id, 1),
+                    reclaimed=True,
+                )
+                log.info(
+                    "%s: reclaimed %s (delivery %d)",
+                    self.consumer,
+                    delivery.id_text,
+                    delivery.deliveries,
+                )
+                self._spawn(work, delivery)
+            if next_start in (b"0-0", "0-0"):
+                break
             start = next_start
+        return claimed
+
+    async def _release_deleted(self, work: TaskGroup) -> int:
+        # Redis 6.2 only: find this consumer's pending ids whose entry no longer exists and hand
+        # them to on_poison (empty fields), which acknowledges them.
+        rows = await self._redis.xpending_range(
+            self.stream,
+            self.group,
+            min="-",
+            max="+",
+            count=_MAX_PENDING_SCAN,
+            consumername=self.consumer,
+        )
+        ids = cast(list[bytes], [row["message_id"] for row in rows])
+        candidates = [entry_id for entry_id in ids if entry_id not in self._active]
+        if not candidates:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in candidates:
+                pipe.xrange(self.stream, min=entry_id, max=entry_id, count=1)
+            found = await pipe.execute()
+        released = 0
+        for entry_id, existing in zip(candidates, found, strict=True):
+            if not existing:
+                released += 1
+                self._spawn(work, Delivery(self.stream, entry_id, {}, reclaimed=True))
+        return released
 
     async def _delivery_counts(self, entry_ids: list[bytes]) -> dict[bytes, int]:
+        if not entry_ids:
+            return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry_id in entry_ids:
                 pipe.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
@@ -224,6 +287,7 @@ class StreamConsumer:
         return counts
 
     def _spawn(self, work: TaskGroup, delivery: Delivery) -> None:
+        self._active.add(delivery.entry_id)
         self._in_flight += 1
         self._drained = anyio.Event() if self._drained.is_set() else self._drained
         work.start_soon(self._run_one, delivery)
@@ -241,6 +305,7 @@ class StreamConsumer:
             # dead-letters it. One bad entry never stops the consumer.
             log.exception("%s: handler failed on %s", self.consumer, delivery.id_text)
         finally:
+            self._active.discard(delivery.entry_id)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._drained.set()

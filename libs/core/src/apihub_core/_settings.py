@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ._errors import ConfigurationError
 from ._providers import Provider
 from ._secret import Secret
@@ -235,8 +237,8 @@ def _dispatcher_settings(spec: Mapping[str, Any]) -> DispatcherSettings:
     if unknown:
         raise ConfigurationError(f"unknown [dispatcher] settings: {', '.join(sorted(unknown))}")
     try:
-        return DispatcherSettings(**spec)
-    except TypeError as exc:
+        return msgspec.convert(dict(spec), type=DispatcherSettings)
+    except msgspec.ValidationError as exc:
         raise ConfigurationError(f"bad [dispatcher] settings: {exc}") from None
 
 

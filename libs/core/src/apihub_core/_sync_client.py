@@ -33,7 +33,9 @@ class SyncHubClient:
         self._portal = self._stack.enter_context(portal_cm)
         client = HubClient.from_url(self._url, namespace=self._namespace)
         try:
-            self._client = self._stack.enter_context(self._portal.wrap_async_context_manager(client))
+            self._client = self._stack.enter_context(
+                self._portal.wrap_async_context_manager(client)
+            )
         except BaseException:
             self._stack.close()
             raise

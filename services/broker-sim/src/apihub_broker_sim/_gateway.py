@@ -28,7 +28,17 @@ from ._recorder import CallContext
 from ._state import SimState
 from ._tokens import KIS, KIWOOM
 
-__all__ = ["Handler", "bearer_token", "broker_route", "read_json_object"]
+__all__ = [
+    "EGW00121",
+    "EGW00123",
+    "EGW00133",
+    "Handler",
+    "bearer_token",
+    "broker_route",
+    "kiwoom_1700",
+    "kiwoom_8005",
+    "read_json_object",
+]
 
 Handler = Callable[[Request, CallContext], Awaitable[Response]]
 

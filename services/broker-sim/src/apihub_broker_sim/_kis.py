@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._gateway import EGW00121, EGW00123, bearer_token, broker_route, read_json_object
+from ._gateway import EGW00121, EGW00123, EGW00133, bearer_token, broker_route, read_json_object
 from ._http import json_response, kis_envelope_error, kis_token_error
 from ._krx import floor_to_grid, tick_size
 from ._market import Bar
@@ -135,7 +135,7 @@ async def _token(state: SimState, request: Request, ctx: CallContext) -> Respons
     record = state.tokens.kis_issue(appkey, secret)
     if record is None:
         state.recorder.token_rejected(KIS, appkey)
-        return kis_token_error(ctx, "EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
+        return kis_token_error(ctx, "EGW00133", EGW00133)
     state.recorder.token_issued(KIS, appkey)
     return json_response(
         {

@@ -358,9 +358,11 @@ def _tick(state: SimState, body: dict[str, str], now: datetime, key: str | None)
     cursor = _decode_key("ka10079", code, key)
     market = state.market
     days = _intraday_days(state, now.date(), now)
-    newest_day, newest_cutoff = days[0]
-    newest_count = market.tape(code, newest_day).tick_count(newest_cutoff)
-    last_tic_cnt = (newest_count - 1) % scope + 1
+    last_tic_cnt = 0
+    if days:
+        newest_day, newest_cutoff = days[0]
+        newest_count = market.tape(code, newest_day).tick_count(newest_cutoff)
+        last_tic_cnt = (newest_count - 1) % scope + 1
 
     def rows() -> Iterator[tuple[str, dict[str, str]]]:
         for day, cutoff in days:

@@ -153,7 +153,8 @@ class SimServer:
                 server.force_exit = True
                 if self._serve_scope is not None:
                     self._serve_scope.cancel()
-            await group.__aexit__(None, None, None)
+        # Outside the shield: a task group must be exited from its own cancel scope.
+        await group.__aexit__(None, None, None)
         if self._sock is not None:
             self._sock.close()
         self._server = None

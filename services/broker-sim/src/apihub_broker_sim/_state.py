@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from ._clock import SimClock
@@ -74,10 +73,6 @@ class SimState:
         if self.config.apps is None:
             return None
         return self.config.apps.get(appkey, "")
-
-    def today(self) -> date:
-        """The simulated calendar date in KST."""
-        return self.clock.now().date()
 
     def reset(self) -> None:
         """Clear the log, tokens, faults, rate windows and orders (not the clock)."""

@@ -128,10 +128,12 @@ class TokenStore:
         return record.appkey if record is not None else ""
 
     def revoke_token(self, provider: str, appkey: str, token: str) -> bool:
-        """Revoke one token on its owner's request; ``False`` if it is not theirs or unknown."""
+        """Revoke one live token on its owner's request; ``False`` otherwise."""
         with self._lock:
             record = self._by_token.get(token)
             if record is None or record.provider != provider or record.appkey != appkey:
+                return False
+            if record.revoked:
                 return False
             record.revoked = True
             return True

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import anyio
+
 from apihub_broker_sim import SimConfig, SimServer
 from apihub_core import EmbeddedRedis, Settings
 from apihub_core._lifecycle import stop_on_signal
@@ -48,7 +49,9 @@ async def run_hub(
                 settings = settings.with_demo_base_url(sim.url)
                 announce(f"broker simulator (KIS + Kiwoom) at {sim.url}")
             grace = min(settings.dispatcher.shutdown_grace_s, UP_SHUTDOWN_GRACE_S)
-            settings = replace(settings, dispatcher=replace(settings.dispatcher, shutdown_grace_s=grace))
+            settings = replace(
+                settings, dispatcher=replace(settings.dispatcher, shutdown_grace_s=grace)
+            )
             dispatcher = await stack.enter_async_context(open_dispatcher(settings))
             async with anyio.create_task_group() as signals:
                 signals.start_soon(stop_on_signal, dispatcher.stop)
@@ -66,4 +69,3 @@ async def run_hub(
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -10,6 +11,8 @@ from typing import Annotated, Any, NoReturn
 
 import anyio
 import typer
+from rich.console import Console
+
 from apihub_core import (
     PRIORITIES,
     ConfigurationError,
@@ -21,7 +24,6 @@ from apihub_core import (
     load_settings,
 )
 from apihub_core._lifecycle import configure_logging
-from rich.console import Console
 
 from ._hub import run_hub
 
@@ -49,7 +51,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _fail(message: str, *, code: int = 1) -> NoReturn:
-    err.print(f"apihub: {message}", markup=False)
+    err.print(f"apihub: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -154,7 +156,7 @@ def call(
     sys.stdout.write("\n")
     if response.has_more:
         hint = f" --next-key {response.next_key}" if response.next_key else ""
-        err.print(f"more pages: repeat with --cont{hint}", markup=False)
+        err.print(f"more pages: repeat with --cont{hint}", markup=False, soft_wrap=True)
 
 
 @app.command("sim")
@@ -166,24 +168,22 @@ def sim_command(
 ) -> None:
     """Run the KIS + Kiwoom broker simulator alone (Ctrl-C to stop)."""
     configure_logging(log_level)
-    from apihub_broker_sim import SimConfig, run_simulator  # noqa: PLC0415 - only this command
+    from apihub_broker_sim import SimConfig, run_simulator
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
             url = await tg.start(run_simulator, SimConfig(seed=seed), host, port)
             _say(f"broker simulator ready at {url} (KIS and Kiwoom paths; Ctrl-C to stop)")
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(run)
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
 def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM."""
     configure_logging(log_level)
-    from apihub_dispatcher import serve  # noqa: PLC0415 - only this command
+    from apihub_dispatcher import serve
 
     settings = _settings(config)
     if not settings.redis_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+
 from apihub_core import load_settings
 from apihub_core._lifecycle import configure_logging
 

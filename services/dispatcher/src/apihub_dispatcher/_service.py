@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import redis.asyncio as aioredis
+
 from apihub_brokers import client_for, make_http_client
 from apihub_core import ConfigurationError, Provider, Settings
 from apihub_core._lifecycle import stop_on_signal

@@ -1,0 +1,70 @@
+"""The simulated clock: the class itself, the admin API, and "as of now" answers."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from broker_sim_harness import NOW, Harness
+
+from apihub_broker_sim import KST, SimClock
+
+
+def test_sim_clock_freeze_set_advance_unfreeze() -> None:
+    clock = SimClock(datetime(2025, 3, 21, 9, 0), frozen=True)  # naive means KST
+    assert clock.now() == datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    assert clock.frozen
+    clock.advance(90)
+    assert clock.now() == datetime(2025, 3, 21, 9, 1, 30, tzinfo=KST)
+    clock.set(datetime(2025, 3, 21, 0, 0, tzinfo=UTC))
+    assert clock.now() == datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    assert clock.now().utcoffset() == timedelta(hours=9)
+    clock.unfreeze()
+    assert not clock.frozen
+    time.sleep(0.02)
+    assert clock.now() > datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    running = SimClock()
+    assert abs((running.now() - datetime.now(KST)).total_seconds()) < 5
+
+
+def test_clock_endpoints(sim: Harness) -> None:
+    assert sim.client.get("/__sim/health").json() == {"ok": True}
+    assert sim.client.get("/__sim/clock").json() == {"now": NOW.isoformat(), "frozen": True}
+    moved = sim.client.post("/__sim/clock", json={"advance_s": 30}).json()
+    assert moved["now"] == "2025-03-21T13:01:00+09:00"
+    set_to = sim.client.post("/__sim/clock", json={"now": "2025-03-20T10:00:00+09:00"}).json()
+    assert set_to == {"now": "2025-03-20T10:00:00+09:00", "frozen": True}
+    running = sim.client.post("/__sim/clock", json={"frozen": False}).json()
+    assert running["frozen"] is False
+    refrozen = sim.client.post(
+        "/__sim/clock", json={"now": "2025-03-21T13:00:30+09:00", "frozen": True}
+    ).json()
+    assert refrozen["now"] == NOW.isoformat()
+    for bad in ({"now": "yesterday"}, {"advance_s": "x"}, {"frozen": "no"}):
+        assert sim.client.post("/__sim/clock", json=bad).status_code == 400
+    assert sim.client.post("/__sim/clock", content=b"{").status_code == 400
+
+
+def test_answers_follow_the_clock(sim: Harness) -> None:
+    before = sim.kis_minutes("153000").json()
+    assert before["output2"][0]["stck_cntg_hour"] == "130000"
+    sim.client.post("/__sim/clock", json={"advance_s": 600})
+    after = sim.kis_minutes("153000").json()
+    assert after["output2"][0]["stck_cntg_hour"] in ("130900", "131000")
+    assert int(after["output1"]["acml_vol"]) > int(before["output1"]["acml_vol"])
+    # Bars that were complete before do not change as time passes.
+    old = {r["stck_cntg_hour"]: r for r in before["output2"][1:]}
+    for row in after["output2"]:
+        if row["stck_cntg_hour"] in old:
+            assert row == old[row["stck_cntg_hour"]]
+
+
+def test_reset_clears_everything_but_the_clock(sim: Harness) -> None:
+    sim.kis_token()
+    sim.client.post("/__sim/faults", json={"match": {}, "count": -1, "action": "delay"})
+    sim.client.post("/__sim/clock", json={"advance_s": 5})
+    assert sim.client.post("/__sim/reset").json() == {"reset": True}
+    assert sim.client.get("/__sim/faults").json() == []
+    assert sim.client.get("/__sim/stats").json()["total_calls"] == 0
+    assert sim.kis_price().json()["msg_cd"] == "EGW00121"  # the token is gone
+    assert sim.client.get("/__sim/clock").json()["now"] == "2025-03-21T13:00:35+09:00"

@@ -1,0 +1,126 @@
+"""Serving: SimServer in the test's loop, run_simulator under a task group, rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import anyio
+import httpx
+import pytest
+from broker_sim_harness import APPKEY, NOW, SECRET, Harness
+
+from apihub_broker_sim import SimClock, SimConfig, SimServer, ThreadedSimServer, run_simulator
+
+pytestmark = pytest.mark.anyio
+
+PRICE = (
+    "/uapi/domestic-stock/v1/quotations/inquire-price"
+    "?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930"
+)
+
+
+async def _kis_price(client: httpx.AsyncClient) -> httpx.Response:
+    body = {"grant_type": "client_credentials", "appkey": APPKEY, "appsecret": SECRET}
+    token = (await client.post("/oauth2/tokenP", json=body)).json()["access_token"]
+    headers = {
+        "authorization": f"Bearer {token}",
+        "appkey": APPKEY,
+        "appsecret": SECRET,
+        "tr_id": "FHKST01010100",
+    }
+    return await client.get(PRICE, headers=headers)
+
+
+async def test_sim_server_in_the_current_loop() -> None:
+    clock = SimClock(NOW, frozen=True)
+    async with SimServer(SimConfig(), clock=clock) as sim:
+        assert sim.url.startswith("http://127.0.0.1:")
+        assert sim.clock is clock
+        async with httpx.AsyncClient(base_url=sim.url) as client:
+            response = await _kis_price(client)
+            assert response.json()["rt_cd"] == "0"
+            assert len(sim.state.recorder.calls()) == 2
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(sim.url + "/__sim/health")
+
+
+async def test_run_simulator_under_a_task_group() -> None:
+    config = SimConfig(start_time=NOW, frozen=True)
+    async with anyio.create_task_group() as group:
+        url = await group.start(run_simulator, config, "127.0.0.1", 0)
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/__sim/health")).json() == {"ok": True}
+        group.cancel_scope.cancel()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(url + "/__sim/health")
+
+
+async def test_shutdown_with_a_request_in_flight_is_bounded() -> None:
+    config = SimConfig(start_time=NOW, frozen=True)
+    slow = {"match": {"path": "/oauth2/tokenP"}, "action": {"kind": "delay", "delay_ms": 10_000}}
+
+    async def hang(client: httpx.AsyncClient, url: str) -> None:
+        # uvicorn cancels the stuck handler after its grace period and answers 500.
+        response = await client.post(url + "/oauth2/tokenP", json={})
+        assert response.status_code == 500
+
+    async with httpx.AsyncClient(timeout=30) as client, anyio.create_task_group() as group:
+        with anyio.fail_after(8):
+            async with SimServer(config) as sim:
+                sim.state.faults.add(slow)
+                group.start_soon(hang, client, sim.url)
+                await anyio.sleep(0.2)
+
+
+def test_threaded_server_is_reusable_as_a_context_manager() -> None:
+    with ThreadedSimServer(SimConfig(start_time=NOW, frozen=True)) as sim:
+        assert httpx.get(sim.url + "/__sim/health").json() == {"ok": True}
+        with pytest.raises(RuntimeError):
+            sim.start()
+    sim.stop()  # idempotent
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(sim.url + "/__sim/health")
+
+
+def test_kis_rate_limit(make_sim: Callable[..., Harness]) -> None:
+    sim = make_sim(kis_rate_limit_per_s=3)
+    sim.kis_token()  # token calls are not rate limited
+    answers = [sim.kis_price() for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 500, 500]
+    assert answers[-1].json() == {
+        "rt_cd": "1",
+        "msg_cd": "EGW00201",
+        "msg1": "초당 거래건수를 초과하였습니다.",
+    }
+    stats = sim.client.get("/__sim/stats").json()
+    assert stats["max_calls_in_any_1s_window"] == 5
+    assert stats["errors"] == 2
+
+
+def test_kiwoom_rate_limit_is_per_api_id(make_sim: Callable[..., Harness]) -> None:
+    sim = make_sim(kiwoom_rate_limit_per_s=2, kiwoom_rate_limit_status=200)
+    info = {"stk_cd": "005930"}
+    codes = [
+        sim.kiwoom("/api/dostk/stkinfo", "ka10001", info).json()["return_code"] for _ in range(3)
+    ]
+    assert codes == [0, 0, 5]
+    chart = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
+    assert sim.kiwoom("/api/dostk/chart", "ka10081", chart).json()["return_code"] == 0
+
+
+def test_same_request_same_clock_same_bytes(make_sim: Callable[..., Harness]) -> None:
+    def digest(sim: Harness) -> list[str]:
+        bodies = [
+            sim.kis_price().content,
+            sim.kis_minutes("130000").content,
+            sim.kis_daily("20250101", "20250321").content,
+            sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "123456"}).content,
+        ]
+        return [hashlib.sha256(body).hexdigest() for body in bodies]
+
+    first, second = make_sim(), make_sim()
+    assert digest(first) == digest(second) == digest(first)
+    assert digest(make_sim(seed=1)) != digest(first)
