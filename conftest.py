@@ -1,11 +1,8 @@
-"""Root pytest configuration: every async test runs on asyncio (anyio's plugin)."""
+"""Root pytest configuration.
 
-from __future__ import annotations
+The apihub pytest plugin (a real redis-server, the simulator, ``anyio_backend`` = asyncio) is
+registered here rather than as a pytest11 entry point: entry points are imported before
+pytest-cov starts measuring, which would hide the import-time lines of every apihub module.
+"""
 
-import pytest
-
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    """apihub runs on asyncio (uvicorn, redis-py, aiohttp); tests do too."""
-    return "asyncio"
+pytest_plugins = ["apihub_testing.plugin"]

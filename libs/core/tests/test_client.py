@@ -7,6 +7,7 @@ dispatcher does on the wire (docs/wire-format.md).
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -478,6 +479,16 @@ async def test_submit_with_timeout_sets_a_deadline(
     assert request.deadline_ms - request.submitted_at_ms == 2001
     assert request.priority == "backfill"
     assert request.idempotency_key == "k"
+
+
+@pytest.mark.anyio
+async def test_an_infinite_timeout_means_no_deadline(
+    redis_url: str, hub_namespace: str, aredis: aioredis.Redis
+) -> None:
+    async with HubClient.from_url(redis_url, namespace=hub_namespace) as hub:
+        await hub.submit("KIS", "T", timeout=math.inf)
+    (request,) = await written_requests(aredis, Keys(hub_namespace))
+    assert request.deadline_ms is None
 
 
 @pytest.mark.anyio

@@ -603,3 +603,50 @@ def test_delivery_defaults() -> None:
     assert delivery.deliveries == 1
     assert delivery.reclaimed is False
     assert delivery.id_text == "1-0"
+
+
+@pytest.mark.anyio
+async def test_a_slow_handler_keeps_its_lease_and_is_not_reclaimed(
+    aredis: aioredis.Redis, stream: str
+) -> None:
+    release = anyio.Event()
+    started: list[Delivery] = []
+    recorder = Recorder(aredis, stream)
+
+    async def slow(delivery: Delivery) -> None:
+        started.append(delivery)
+        await release.wait()
+        await recorder.handle(delivery)
+
+    owner = make_consumer(aredis, stream, recorder, name="owner", handler=slow, reclaim_idle_ms=150)
+    thief = make_consumer(aredis, stream, recorder, name="thief", reclaim_idle_ms=150)
+
+    async def idle_ms() -> int:
+        rows = await aredis.xpending_range(stream, GROUP, min="-", max="+", count=1)
+        return int(rows[0]["time_since_delivered"])
+
+    async def long_idle() -> bool:
+        return await idle_ms() >= 150
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(owner.run)
+        (entry_id,) = await add(aredis, stream, 1)
+        await async_wait_until(lambda: started, timeout=WAIT)
+        await async_wait_until(long_idle, timeout=WAIT)
+        # The owner renews its lease before the thief looks: nothing is idle long enough.
+        assert await owner.renew_leases() == 1
+        assert await idle_ms() < 150
+        async with anyio.create_task_group() as work:
+            assert await thief.reclaim_once(work) == 0
+        release.set()
+        await async_wait_until(lambda: recorder.handled, timeout=WAIT)
+        owner.stop()
+    assert [d.entry_id for d in recorder.handled] == [entry_id]
+    rows = await aredis.xpending(stream, GROUP)
+    assert rows["pending"] == 0
+
+
+@pytest.mark.anyio
+async def test_renewing_with_nothing_in_flight_is_free(aredis: aioredis.Redis, stream: str) -> None:
+    consumer = make_consumer(aredis, stream, Recorder(aredis, stream))
+    assert await consumer.renew_leases() == 0

@@ -76,6 +76,8 @@ def test_redis_is_stopped_after_a_failing_session(tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "apihub_testing.plugin",
             "--rootdir",
             str(tmp_path),
             str(test_file),

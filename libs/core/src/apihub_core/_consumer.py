@@ -197,7 +197,7 @@ class StreamConsumer:
             self.stream,
             self.group,
             self.consumer,
-            min_idle_time=int(self._reclaim_interval_s * 500),
+            min_idle_time=min(int(self._reclaim_interval_s * 500), self._reclaim_idle_ms // 3),
             message_ids=list(self._active),
             justid=True,
         )
