@@ -78,8 +78,12 @@ class Hub:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
@@ -148,6 +152,21 @@ def test_up_call_and_graceful_stop(running_hub: Hub, data_dir: Path) -> None:
         time.sleep(0.05)
     assert not _alive(redis_pid), "the embedded redis-server is gone"
     assert list(data_dir.rglob("*.aof")), "Redis persisted with AOF in the data directory"
+
+
+def test_a_killed_hub_leaves_no_redis_behind(running_hub: Hub, data_dir: Path) -> None:
+    redis_pid = _redis_pid(data_dir)
+    running_hub.proc.kill()
+    running_hub.proc.wait(timeout=10)
+    # The kernel (PR_SET_PDEATHSIG) tells redis its parent died; it shuts down by itself.
+    deadline = time.monotonic() + 10
+    while _alive(redis_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(redis_pid)
+    # The stale discovery file does not block the next start.
+    result = _apihub("call", "KIS", "FHKST01010100", *PRICE_ARGS, env=running_hub.env)
+    assert result.returncode == 1
+    assert "no running hub" in result.stderr
 
 
 def test_call_errors_exit_non_zero_with_one_line(running_hub: Hub) -> None:

@@ -15,6 +15,7 @@ Exceptions::
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -23,8 +24,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -54,6 +57,26 @@ _LOG_TAIL_BYTES = 4096
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
 # Probes are polled by our own loop; redis-py's default retries would only slow it.
 _NO_RETRY = Retry(NoBackoff(), 0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
 
 
 class RedisServerNotFound(Exception):
@@ -149,6 +172,7 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         password: str | None = None,
         advertise: bool = False,
+        die_with_parent: bool = True,
     ) -> None:
         """Configure the server; nothing starts until :meth:`start`.
 
@@ -162,6 +186,9 @@ class EmbeddedRedis:
             password: set ``requirepass``; the URL then carries it.
             advertise: write ``data_dir/hub.json`` so other processes can find the
                 server with :func:`discover_redis_url` (``apihub up`` sets this).
+            die_with_parent: on Linux, have the kernel send the server SIGTERM when the
+                thread that started it dies, even by SIGKILL, so a killed ``apihub up``
+                leaves no orphan. Start it from a long-lived thread (the main thread).
         """
         self.data_dir = Path(data_dir)
         self.port = port
@@ -170,6 +197,7 @@ class EmbeddedRedis:
         self.host = host
         self.advertise = advertise
         self._password = password
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._bound_port: int | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -322,6 +350,7 @@ class EmbeddedRedis:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()) if self.die_with_parent else None,
             )
         assert proc.stdin is not None  # noqa: S101 - stdin=PIPE guarantees it
         try:

@@ -39,7 +39,9 @@ async def run_hub(
     if not settings.redis_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedRedis(settings.data_dir, advertise=True)
-        url = await anyio.to_thread.run_sync(embedded.start)
+        # Started from this (the main) thread: the server is tied to the starting thread's
+        # life, and worker threads come and go.
+        url = embedded.start()
         settings = settings.with_redis_url(url)
         announce(f"embedded redis-server at {url} (AOF in {settings.data_dir}/)")
     try:
@@ -68,4 +70,4 @@ async def run_hub(
         announce("apihub stopped: in-flight requests finished")
     finally:
         if embedded is not None:
-            await anyio.to_thread.run_sync(embedded.stop)
+            embedded.stop()
