@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -50,14 +50,6 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-@dataclass
-class RunningDispatcher:
-    """A dispatcher running in this test's event loop."""
-
-    dispatcher: Dispatcher
-    done: anyio.Event
-
-
 @pytest.fixture
 async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
     """One dispatcher consuming this test's namespace; drained at teardown."""
@@ -88,5 +80,5 @@ def dispatcher_process(settings_env: dict[str, str]) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "apihub_dispatcher"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )

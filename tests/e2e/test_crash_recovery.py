@@ -48,8 +48,6 @@ def victim(redis_url: str, sim_url: str, hub_namespace: str) -> Iterator[subproc
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 async def _arm(sim_admin: httpx.AsyncClient, tr_id: str, *, delay_ms: int, count: int) -> int:
@@ -177,4 +175,28 @@ async def test_graceful_stop_finishes_in_flight_requests(
             # Stop while all five are in flight at the broker: they must still be answered.
             running.stop()
     assert len(answers) == 5
+    assert (await redis.xpending(keys.requests, "dispatcher"))["pending"] == 0
+
+
+async def test_sigterm_drains_a_dispatcher_process(
+    hub: HubClient,
+    sim_admin: httpx.AsyncClient,
+    redis: aioredis.Redis,
+    keys: Keys,
+    victim: subprocess.Popen[bytes],
+) -> None:
+    # SIGTERM arrives while the broker is still answering: the answer must still be delivered.
+    fault = await _arm(sim_admin, "ka10081", delay_ms=500, count=-1)
+    answers: list[Response] = []
+
+    async def call() -> None:
+        answers.append(await hub.execute("KIWOOM", "ka10081", DAILY, timeout=30))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await _wait_fired(sim_admin, fault)
+        victim.send_signal(signal.SIGTERM)
+        assert await anyio.to_thread.run_sync(victim.wait) == 0
+    (response,) = answers
+    assert response.body["return_code"] == 0
     assert (await redis.xpending(keys.requests, "dispatcher"))["pending"] == 0

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -210,3 +211,40 @@ def test_help_everywhere(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apihub_cli", "sim", "--port", "0"],
+        env=_clean_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "ready at http://127.0.0.1:" in line
+        url = line.split("ready at ")[1].split()[0]
+        token = httpx.post(
+            f"{url}/oauth2/token",
+            json={"grant_type": "client_credentials", "appkey": "k" * 20, "secretkey": "s" * 20},
+            timeout=10,
+        )
+        assert token.json()["return_code"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_dispatcher_without_redis_says_what_to_set(data_dir: Path) -> None:
+    result = _apihub("dispatcher", env=_clean_env(data_dir))
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr

@@ -72,13 +72,8 @@ def _uvicorn(app: Starlette) -> _Server:
     return _Server(config)
 
 
-class SimServer:
-    """The simulator on a real loopback socket, served by the current event loop.
-
-    Use as ``async with SimServer(config) as sim:`` and point clients at ``sim.url``; KIS
-    and Kiwoom share that base URL. ``sim.clock`` and ``sim.state`` give direct access to
-    the clock and the recorder, tokens and faults.
-    """
+class _SimServerBase:
+    """What every way of running the simulator shares: the app, its state and the socket."""
 
     def __init__(
         self,
@@ -98,6 +93,26 @@ class SimServer:
         self.url = ""
         self._server: _Server | None = None
         self._sock: socket.socket | None = None
+
+
+class SimServer(_SimServerBase):
+    """The simulator on a real loopback socket, served by the current event loop.
+
+    Use as ``async with SimServer(config) as sim:`` and point clients at ``sim.url``; KIS
+    and Kiwoom share that base URL. ``sim.clock`` and ``sim.state`` give direct access to
+    the clock and the recorder, tokens and faults.
+    """
+
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: SimClock | None = None,
+    ) -> None:
+        """Prepare (but do not start) a server on ``host:port``."""
+        super().__init__(config, host=host, port=port, clock=clock)
         self._group: TaskGroup | None = None
         self._serve_scope: anyio.CancelScope | None = None
         self._done = anyio.Event()
@@ -174,7 +189,7 @@ async def run_simulator(
         await anyio.sleep_forever()
 
 
-class ThreadedSimServer:
+class ThreadedSimServer(_SimServerBase):
     """The simulator in a background thread with its own event loop.
 
     For synchronous tests and session fixtures: ``with ThreadedSimServer() as sim:``.
@@ -189,15 +204,7 @@ class ThreadedSimServer:
         clock: SimClock | None = None,
     ) -> None:
         """Prepare (but do not start) a server on ``host:port``."""
-        self.config = config or SimConfig()
-        self.app = create_app(self.config, clock)
-        self.state: SimState = self.app.state.sim
-        self.clock: SimClock = self.state.clock
-        self.host = host
-        self.port = port
-        self.url = ""
-        self._server: _Server | None = None
-        self._sock: socket.socket | None = None
+        super().__init__(config, host=host, port=port, clock=clock)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from apihub_core import (
     discover_redis_url,
     load_settings,
 )
-from apihub_core._lifecycle import configure_logging
+from apihub_core._lifecycle import configure_logging, stop_on_signal
 
 from ._hub import run_hub
 
@@ -174,9 +173,10 @@ def sim_command(
         async with anyio.create_task_group() as tg:
             url = await tg.start(run_simulator, SimConfig(seed=seed), host, port)
             _say(f"broker simulator ready at {url} (KIS and Kiwoom paths; Ctrl-C to stop)")
+            await stop_on_signal(tg.cancel_scope.cancel)
+        _say("broker simulator stopped")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(run)
+    anyio.run(run)
 
 
 @app.command()
