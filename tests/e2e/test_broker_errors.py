@@ -9,6 +9,7 @@ import pytest
 
 from apihub_core import (
     HubClient,
+    OutcomeUnknown,
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimited,
@@ -111,3 +112,43 @@ async def test_rejected_token_is_replaced_and_the_call_retried(
     assert response.attempts == 2
     stats = (await sim_admin.get("/__sim/stats")).json()
     assert stats["token_issuances"], stats
+
+
+ORDER = {
+    "CANO": "50000000",
+    "ACNT_PRDT_CD": "01",
+    "PDNO": "005930",
+    "ORD_DVSN": "00",
+    "ORD_QTY": "1",
+    "ORD_UNPR": "70000",
+}
+
+
+async def test_an_order_lost_in_the_network_is_not_retried(
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
+) -> None:
+    # The connection drops after the broker got the order: it may have been executed.
+    await _arm(sim_admin, "TTTC0012U", {"kind": "reset"})
+    with pytest.raises(OutcomeUnknown) as caught:
+        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    assert "reconcile" in str(caught.value).lower()
+    calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    assert len(calls) == 1, "sent once, never retried"
+
+
+async def test_an_order_the_broker_rejected_is_reported_not_retried(
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
+) -> None:
+    await _arm(sim_admin, "TTTC0012U", {"kind": "egw00201"})
+    with pytest.raises(UpstreamRateLimited):
+        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    assert len(calls) == 1
+
+
+async def test_an_order_goes_through(hub: HubClient, dispatcher: Dispatcher) -> None:
+    response = await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    assert response.body["msg_cd"] == "APBK0013"
+    assert response.body["output"]["ODNO"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Protocol
 
 import anyio
@@ -79,7 +79,3 @@ class LocalTokenCache:
             log.info(
                 "dropped rejected %s token of account %s", account.provider.value, account.name
             )
-
-    def expire_all(self, now: datetime | None = None) -> None:
-        """Forget every token (used when the broker's clock jumps, e.g. in the simulator)."""
-        self._tokens.clear()
