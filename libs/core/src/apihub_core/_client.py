@@ -20,10 +20,12 @@ import anyio
 import msgspec
 import redis.asyncio as aioredis
 from anyio.abc import TaskGroup, TaskStatus
+from opentelemetry.trace import SpanKind, StatusCode
 from redis.exceptions import RedisError
 
 from ._codec import EntryDecodeError, StreamBatches, decode_outcome, encode_entry
 from ._errors import (
+    HubError,
     HubUnavailable,
     RequestInvalid,
     RequestTimeout,
@@ -33,6 +35,7 @@ from ._errors import (
 from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
 from ._keys import Keys
 from ._providers import PRIORITIES, Priority, Provider
+from ._telemetry import inject_trace, tracer
 
 log = logging.getLogger("apihub.client")
 
@@ -242,6 +245,7 @@ class HubClient:
             cont=cont,
             next_key=next_key,
             idempotency_key=idempotency_key,
+            trace=inject_trace(),
         )
 
     async def _append(self, request: RequestSubmitted) -> None:
@@ -281,18 +285,44 @@ class HubClient:
         """
         if self._task_group is None:
             raise RuntimeError("HubClient must be used as `async with HubClient(...) as hub`")
-        request = self._request(
-            provider,
-            tr_id,
-            params,
-            account=account,
-            priority=priority,
-            timeout=timeout,
-            cont=cont,
-            next_key=next_key,
-            idempotency_key=idempotency_key,
-            reply=True,
-        )
+        with tracer.start_as_current_span(
+            f"apihub.execute {tr_id}", kind=SpanKind.PRODUCER
+        ) as span:
+            request = self._request(
+                provider,
+                tr_id,
+                params,
+                account=account,
+                priority=priority,
+                timeout=timeout,
+                cont=cont,
+                next_key=next_key,
+                idempotency_key=idempotency_key,
+                reply=True,
+            )
+            span.set_attributes(
+                {
+                    "apihub.request_id": request.request_id,
+                    "apihub.provider": request.provider,
+                    "apihub.tr_id": tr_id,
+                    "apihub.priority": priority,
+                }
+            )
+            try:
+                outcome = await self._round_trip(request, timeout)
+            except HubError as exc:
+                span.set_attribute("apihub.error_class", exc.error_class)
+                span.set_status(StatusCode.ERROR, exc.error_class)
+                raise
+            if isinstance(outcome, RequestFailed):
+                span.set_attribute("apihub.error_class", outcome.error_class)
+                span.set_status(StatusCode.ERROR, outcome.error_class)
+                raise_for_failure(outcome)
+            assert isinstance(outcome, ResponseReceived)  # noqa: S101 - Outcome has two members
+            span.set_attribute("apihub.attempts", outcome.attempts)
+            return Response.from_event(outcome)
+
+    async def _round_trip(self, request: RequestSubmitted, timeout: float) -> Outcome:
         waiter = _Waiter()
         self._waiters[request.request_id] = waiter
         try:
@@ -301,19 +331,15 @@ class HubClient:
                 await waiter.done.wait()
         finally:
             self._waiters.pop(request.request_id, None)
-        outcome = waiter.outcome
-        if outcome is None:
+        if waiter.outcome is None:
             hint = " (the hub's Redis connection is failing)" if self._reader_error else ""
             raise RequestTimeout(
                 f"no answer within {timeout:g}s{hint}",
                 request_id=request.request_id,
                 provider=request.provider,
-                tr_id=tr_id,
+                tr_id=request.tr_id,
             )
-        if isinstance(outcome, RequestFailed):
-            raise_for_failure(outcome)
-        assert isinstance(outcome, ResponseReceived)  # noqa: S101 - Outcome has two members
-        return Response.from_event(outcome)
+        return waiter.outcome
 
     async def submit(
         self,

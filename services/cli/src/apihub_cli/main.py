@@ -23,6 +23,7 @@ from apihub_core import (
     load_settings,
 )
 from apihub_core._lifecycle import configure_logging, stop_on_signal
+from apihub_core._telemetry import configure_tracing
 
 from ._hub import run_hub
 
@@ -79,6 +80,7 @@ def up(
     Prints a line containing `ready` when calls can be made; SIGINT/SIGTERM drain and stop it.
     """
     configure_logging(log_level)
+    configure_tracing("apihub")
     settings = _settings(config)
     if not settings.redis_url:
         running = discover_redis_url(settings.data_dir)
@@ -183,6 +185,7 @@ def sim_command(
 def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM."""
     configure_logging(log_level)
+    configure_tracing("apihub-dispatcher")
     from apihub_dispatcher import serve
 
     settings = _settings(config)

@@ -12,9 +12,10 @@ import anyio
 import msgspec
 import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
+from opentelemetry.trace import SpanKind, StatusCode
 from redis.exceptions import RedisError
 
-from apihub_brokers import AccessToken, BrokerClient
+from apihub_brokers import AccessToken, BrokerClient, BrokerReply
 from apihub_core import (
     ConfigurationError,
     HubError,
@@ -30,6 +31,7 @@ from apihub_core._dead_letter import dead_letter_event
 from apihub_core._errors import ErrorClass
 from apihub_core._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
 from apihub_core._keys import REPLY_MAXLEN, REPLY_TTL_S, Keys
+from apihub_core._telemetry import extract_trace, tracer
 
 from ._tokens import TokenSource
 from ._validation import Rejection, ValidRequest, entry_size, validate
@@ -136,8 +138,24 @@ class Dispatcher:
             )
             await self._reject(delivery, exc.reason, exc.detail, partial)
             return
-        outcome = await self._execute(valid)
-        await self._finish(delivery, request, outcome)
+        with tracer.start_as_current_span(
+            f"apihub.dispatch {request.tr_id}",
+            context=extract_trace(request.trace),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "apihub.request_id": request.request_id,
+                "apihub.provider": valid.provider.value,
+                "apihub.tr_id": request.tr_id,
+                "apihub.account": valid.account.name,
+                "apihub.entry_id": delivery.id_text,
+                "apihub.reclaimed": delivery.reclaimed,
+            },
+        ) as span:
+            outcome = await self._execute(valid)
+            if isinstance(outcome, RequestFailed):
+                span.set_attribute("apihub.error_class", outcome.error_class)
+                span.set_status(StatusCode.ERROR, outcome.error_class)
+            await self._finish(delivery, request, outcome)
 
     async def _poison(self, delivery: Delivery) -> None:
         if not delivery.fields:
@@ -175,15 +193,7 @@ class Dispatcher:
             started = anyio.current_time()
             try:
                 token = await self._tokens.get(account)
-                reply = await client.call(
-                    spec,
-                    request.params,
-                    account=account,
-                    token=token,
-                    cont=request.cont,
-                    next_key=request.next_key,
-                    timeout=self._call_timeout(request),
-                )
+                reply = await self._call(valid, client, token, attempts)
             except (UpstreamError, ConfigurationError) as exc:
                 error: HubError = exc
             else:
@@ -227,6 +237,36 @@ class Dispatcher:
                 delay * 1000,
             )
             await anyio.sleep(delay)
+
+    async def _call(
+        self, valid: ValidRequest, client: BrokerClient, token: AccessToken, attempt: int
+    ) -> BrokerReply:
+        request = valid.request
+        with tracer.start_as_current_span(
+            f"{valid.provider.value} {request.tr_id}",
+            kind=SpanKind.CLIENT,
+            attributes={"apihub.attempt": attempt, "http.request.method": valid.spec.method},
+        ) as span:
+            try:
+                reply = await client.call(
+                    valid.spec,
+                    request.params,
+                    account=valid.account,
+                    token=token,
+                    cont=request.cont,
+                    next_key=request.next_key,
+                    timeout=self._call_timeout(request),
+                )
+            except UpstreamError as exc:
+                span.set_attribute("apihub.error_class", exc.error_class)
+                if exc.code:
+                    span.set_attribute("apihub.broker_code", exc.code)
+                if exc.status is not None:
+                    span.set_attribute("http.response.status_code", exc.status)
+                span.set_status(StatusCode.ERROR, exc.error_class)
+                raise
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
 
     def _call_timeout(self, request: RequestSubmitted) -> float:
         limit = self._tuning.http_timeout_s

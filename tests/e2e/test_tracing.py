@@ -1,0 +1,101 @@
+"""One call is one trace: the caller's span, the dispatcher's span and the broker call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from apihub_core import HubClient, Provider, Settings, UpstreamRateLimited
+from apihub_dispatcher import Dispatcher
+from apihub_testing import async_wait_until
+
+pytestmark = pytest.mark.anyio
+
+PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def _tracing() -> None:
+    # The global provider can be set once per process; every test shares this exporter.
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    trace.set_tracer_provider(provider)
+
+
+@pytest.fixture
+def spans(_tracing: None) -> Iterator[InMemorySpanExporter]:
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def _by_kind(finished: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in finished if span.kind is kind]
+
+
+async def test_one_call_is_one_trace_across_the_stream_hop(
+    hub: HubClient, dispatcher: Dispatcher, spans: InMemorySpanExporter, settings: Settings
+) -> None:
+    response = await hub.execute("KIS", "FHKST01010100", PRICE)
+    # The dispatcher's span closes after its commit, which may be just after the reply arrived.
+    await async_wait_until(lambda: _by_kind(spans.get_finished_spans(), SpanKind.CONSUMER))
+    finished = spans.get_finished_spans()
+    (producer,) = _by_kind(finished, SpanKind.PRODUCER)
+    (consumer,) = _by_kind(finished, SpanKind.CONSUMER)
+    (client,) = _by_kind(finished, SpanKind.CLIENT)
+    assert producer.context is not None
+    assert consumer.context is not None
+    trace_id = producer.context.trace_id
+    assert {s.context.trace_id for s in (producer, consumer, client) if s.context} == {trace_id}
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == producer.context.span_id
+    assert client.parent is not None
+    assert client.parent.span_id == consumer.context.span_id
+    assert producer.attributes is not None
+    assert producer.attributes["apihub.request_id"] == response.request_id
+    assert client.name == "KIS FHKST01010100"
+    assert client.attributes is not None
+    assert client.attributes["http.response.status_code"] == 200
+
+    # Spans carry identifiers, never credentials or tokens.
+    secrets = []
+    for provider in Provider:
+        account = settings.account(provider)
+        secrets += [account.app_key.reveal(), account.app_secret.reveal()]
+    secrets += [t.value.reveal() for t in dispatcher._tokens._tokens.values()]  # type: ignore[attr-defined]
+    for span in finished:
+        text = repr(dict(span.attributes or {})) + span.name + repr(span.events)
+        for secret in secrets:
+            assert secret not in text
+
+
+async def test_failures_mark_the_spans(
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    spans: InMemorySpanExporter,
+    sim_admin: httpx.AsyncClient,
+) -> None:
+    fault = {"match": {"tr_id": "FHKST01010100"}, "count": -1, "action": {"kind": "egw00201"}}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    with pytest.raises(UpstreamRateLimited):
+        await hub.execute("KIS", "FHKST01010100", PRICE)
+    finished = spans.get_finished_spans()
+    (producer,) = _by_kind(finished, SpanKind.PRODUCER)
+    attempts = _by_kind(finished, SpanKind.CLIENT)
+    assert producer.status.status_code is StatusCode.ERROR
+    assert attempts, "every broker attempt is a span"
+    assert all(
+        span.attributes and span.attributes["apihub.broker_code"] == "EGW00201" for span in attempts
+    )
+    assert [span.attributes and span.attributes["apihub.attempt"] for span in attempts] == list(
+        range(1, len(attempts) + 1)
+    )
