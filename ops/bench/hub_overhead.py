@@ -5,14 +5,19 @@ Run from the repository root::
     uv run python ops/bench/hub_overhead.py           # full run (a few minutes)
     uv run python ops/bench/hub_overhead.py --quick   # smoke run (under a minute)
 
-What runs where (four kinds of process, so no component borrows another's event loop):
+What runs where (four processes, so no component borrows another's event loop or core):
 
-* this process       - the callers: the direct HTTP client, or ``HubClient`` (one per phase);
+* this process       - the callers: the direct client (``KisClient`` over
+                       ``make_http_client(transport)``, the code the dispatcher runs) and one
+                       ``HubClient``;
 * ``redis-server``   - an ``EmbeddedRedis`` in a temporary directory, no AOF;
-* the simulator      - ``python -m apihub_cli sim --port 0``, a fresh one per transport group,
-                       unthrottled (the default ``SimConfig`` has no rate limit);
-* the dispatcher     - ``python -m apihub_dispatcher`` (one process, configured through
-                       ``APIHUB_CONFIG``), running only during the hub phases of its transport.
+* the simulator      - ``python -m apihub_cli sim --port 0``, or, when that one stalls
+                       keep-alive requests (see ``SIM_INLINE``), a small script around
+                       ``run_simulator``; a fresh one per transport, unthrottled (the default
+                       ``SimConfig`` has no rate limit);
+* the dispatcher     - ``python -m apihub_dispatcher``, one process per transport, configured
+                       through the environment and ``APIHUB_CONFIG`` (``[dispatcher]
+                       transport``); it idles, blocked in ``XREADGROUP``, during direct runs.
 
 Every app key is random and used by one client only: the simulator, like KIS, issues at most
 one token a minute per app key.
@@ -20,12 +25,13 @@ one token a minute per app key.
 Measured, for both HTTP transports ("aiohttp" = httpx over httpx-aiohttp, "httpx" = httpx's
 default transport):
 
-1. latency: sequential calls of FHKST01010100, p50/p99 direct vs through the hub; the hub
-   overhead is hub minus direct of the same transport;
+1. latency: sequential calls of FHKST01010100, p50/p99 direct vs through the hub, in
+   alternating blocks; the hub overhead is hub minus direct of the same transport;
 2. throughput: calls/s with 64 callers in flight, direct from one shared ``AsyncClient`` vs
    through the hub (one ``HubClient``), as a ratio to the same transport's direct figure and
    to the best direct figure;
-3. CPU seconds each process spent per phase, to show where the time goes.
+3. CPU seconds each process spent per phase, to show where the time goes, plus the CPU used by
+   anything else meanwhile and a fixed CPU calibration before and after (shared VMs drift).
 
 This is not a pytest test: it needs minutes and a quiet machine.
 """
@@ -418,10 +424,8 @@ class Sample:
     first_error: str
 
 
-async def run_sequential(call: Call, calls: int, warmup: int) -> Sample:
-    """``warmup`` unmeasured calls, then ``calls`` timed one after another."""
-    for _ in range(warmup):
-        await call()
+async def run_sequential(call: Call, calls: int) -> Sample:
+    """``calls`` calls timed one after another."""
     latencies: list[float] = []
     errors, first_error = 0, ""
     started = time.perf_counter()
@@ -469,6 +473,7 @@ class Plan:
 
     latency_calls: int
     latency_warmup: int
+    latency_blocks: int
     throughput_calls: int
     throughput_warmup: int
     concurrency: int
@@ -505,50 +510,6 @@ def machine_busy_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(
-    path: Via,
-    transport: TransportName,
-    call: Call,
-    plan: Plan,
-    pids: dict[str, int],
-) -> list[Phase]:
-    """The latency phase, then the throughput phase, of one path and transport."""
-    phases: list[Phase] = []
-    meter = Meter(pids)
-    sample = await run_sequential(call, plan.latency_calls, plan.latency_warmup)
-    phases.append(
-        Phase(
-            path,
-            transport,
-            "latency",
-            plan.latency_calls,
-            sample.errors,
-            sample.wall_s,
-            sample.latencies_ms,
-            meter.stop(),
-            sample.first_error,
-        )
-    )
-    # Warm-up at full concurrency fills the connection pools before the clock starts.
-    await run_concurrent(call, plan.throughput_warmup, plan.concurrency)
-    meter = Meter(pids)
-    sample = await run_concurrent(call, plan.throughput_calls, plan.concurrency)
-    phases.append(
-        Phase(
-            path,
-            transport,
-            "throughput",
-            plan.throughput_calls,
-            sample.errors,
-            sample.wall_s,
-            sample.latencies_ms,
-            meter.stop(),
-            sample.first_error,
-        )
-    )
-    return phases
-
-
 def kis_account(sim_url: str) -> AccountConfig:
     """A KIS account on the simulator with a never-used app key."""
     app_key, app_secret = fresh_app_key()
@@ -561,40 +522,121 @@ def kis_account(sim_url: str) -> AccountConfig:
     )
 
 
-async def bench_direct(
-    sim_url: str, transport: TransportName, plan: Plan, pids: dict[str, int]
+@dataclass
+class Tally:
+    """Samples and CPU of one path, summed over the blocks of a phase."""
+
+    wall_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str = ""
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def add(self, sample: Sample, cpu_s: dict[str, float]) -> None:
+        """Fold one block in."""
+        self.wall_s += sample.wall_s
+        self.latencies_ms += sample.latencies_ms
+        self.errors += sample.errors
+        self.first_error = self.first_error or sample.first_error
+        for role, value in cpu_s.items():
+            self.cpu_s[role] = round(self.cpu_s.get(role, 0.0) + value, 3)
+
+    def phase(
+        self, path: Via, transport: TransportName, kind: Literal["latency", "throughput"]
+    ) -> Phase:
+        """The finished phase."""
+        calls = len(self.latencies_ms) + self.errors
+        return Phase(
+            path,
+            transport,
+            kind,
+            calls,
+            self.errors,
+            self.wall_s,
+            self.latencies_ms,
+            self.cpu_s,
+            self.first_error,
+        )
+
+
+async def bench_group(
+    sim_url: str,
+    redis_url: str,
+    namespace: str,
+    transport: TransportName,
+    plan: Plan,
+    pids: dict[str, int],
 ) -> list[Phase]:
-    """The broker client the dispatcher uses, called from this process: no hub in between."""
+    """Both paths of one transport against the same simulator.
+
+    direct: the broker client the dispatcher uses (``KisClient`` over ``make_http_client``),
+    called from this process. hub: ``HubClient.execute`` from this process; the dispatcher
+    process makes the HTTP call with the same client code.
+
+    Latency is measured in ``plan.latency_blocks`` alternating blocks (direct, hub, hub,
+    direct, ...), so a drift of the machine's speed hits both paths alike; throughput runs
+    direct, then hub, each after a warm-up at full concurrency that fills the connection pools.
+    """
     spec = lookup_tr(Provider.KIS, TR_ID)
     assert spec is not None
     account = kis_account(sim_url)
     http = make_http_client(transport, max_connections=HTTP_MAX_CONNECTIONS, timeout=CALL_TIMEOUT_S)
-    async with KisClient(http) as kis:
-        try:
+    try:
+        async with (
+            KisClient(http) as kis,
+            HubClient.from_url(redis_url, namespace=namespace) as hub,
+        ):
             token: AccessToken = await kis.issue_token(account)
 
-            async def call() -> None:
+            async def direct() -> None:
                 reply = await kis.call(
                     spec, PARAMS, account=account, token=token, timeout=CALL_TIMEOUT_S
                 )
                 # The hub hands callers the parsed body; so does the direct path.
                 msgspec.json.decode(reply.body)
 
-            return await measure("direct", transport, call, plan, pids)
-        finally:
-            await http.aclose()
+            async def through_hub() -> None:
+                await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=CALL_TIMEOUT_S)
+
+            calls: dict[Via, Call] = {"direct": direct, "hub": through_hub}
+            for call in calls.values():
+                for _ in range(plan.latency_warmup):
+                    await call()
+            latency = {via: Tally() for via in calls}
+            per_block = max(1, plan.latency_calls // plan.latency_blocks)
+            for block in range(plan.latency_blocks):
+                order: list[Via] = ["direct", "hub"] if block % 2 == 0 else ["hub", "direct"]
+                for via in order:
+                    meter = Meter(pids)
+                    sample = await run_sequential(calls[via], per_block)
+                    latency[via].add(sample, meter.stop())
+            phases = [latency[via].phase(via, transport, "latency") for via in calls]
+            show_progress(phases)
+            for via, call in calls.items():
+                await run_concurrent(call, plan.throughput_warmup, plan.concurrency)
+                tally = Tally()
+                meter = Meter(pids)
+                sample = await run_concurrent(call, plan.throughput_calls, plan.concurrency)
+                tally.add(sample, meter.stop())
+                phases.append(tally.phase(via, transport, "throughput"))
+                show_progress(phases[-1:])
+            return phases
+    finally:
+        await http.aclose()
 
 
-async def bench_hub(
-    redis_url: str, namespace: str, transport: TransportName, plan: Plan, pids: dict[str, int]
-) -> list[Phase]:
-    """``HubClient.execute`` from this process; the dispatcher process does the HTTP call."""
-    async with HubClient.from_url(redis_url, namespace=namespace) as hub:
+def cpu_calibration_ms() -> float:
+    """Best of five timings of a fixed pure-Python workload: the machine's speed right now.
 
-        async def call() -> None:
-            await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=CALL_TIMEOUT_S)
-
-        return await measure("hub", transport, call, plan, pids)
+    Shared VMs drift; compare this figure between runs before comparing their timings.
+    """
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        sum(i * i for i in range(300_000))
+        msgspec.json.decode(msgspec.json.encode([{"k": str(i), "v": i} for i in range(20_000)]))
+        best = min(best, (time.perf_counter() - t0) * 1000.0)
+    return round(best, 2)
 
 
 # -- orchestration ---------------------------------------------------------------------------
@@ -614,6 +656,8 @@ class Machine:
     redis_binary: str
     loadavg_before: str
     packages: dict[str, str]
+    calibration_ms_before: float = math.nan
+    calibration_ms_after: float = math.nan
 
 
 def machine_info(redis_binary: Path) -> Machine:
@@ -641,6 +685,7 @@ def machine_info(redis_binary: Path) -> Machine:
         redis_binary=str(redis_binary),
         loadavg_before=loadavg(),
         packages=packages,
+        calibration_ms_before=cpu_calibration_ms(),
     )
 
 
@@ -672,32 +717,34 @@ def run(
         assert server.pid is not None
         redis_pid = server.pid
         for transport in TRANSPORTS:
-            # A fresh simulator per transport: both paths of a transport share it, and no run
-            # inherits another's call log or connections.
+            # A fresh simulator per transport, shared by both paths of that transport, so no
+            # run inherits another's call log or connections.
             sim, sim_url, how = start_sim(workdir, transport, launcher)
             sims.append(how)
             try:
-                pids = {"bench": os.getpid(), "redis": redis_pid, "sim": sim.pid}
-                console.print(
-                    f"[bold]direct, {transport}[/] (simulator {sim_url}, pid {sim.pid}, {how})"
-                )
-                phases += anyio.run(bench_direct, sim_url, transport, plan, pids)
-                show_progress(phases[-2:])
                 namespace = f"bench-{transport}-{secrets.token_hex(4)}"
                 dispatcher = start_dispatcher(
                     workdir, server.url, sim_url, namespace, transport, profile_dir
                 )
                 try:
                     console.print(
-                        f"[bold]hub, dispatcher {transport}[/] (dispatcher pid {dispatcher.pid})"
+                        f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}, {how}), "
+                        f"dispatcher pid {dispatcher.pid}"
                     )
-                    pids = {**pids, "dispatcher": dispatcher.pid}
-                    phases += anyio.run(bench_hub, server.url, namespace, transport, plan, pids)
-                    show_progress(phases[-2:])
+                    pids = {
+                        "bench": os.getpid(),
+                        "redis": redis_pid,
+                        "sim": sim.pid,
+                        "dispatcher": dispatcher.pid,
+                    }
+                    phases += anyio.run(
+                        bench_group, sim_url, server.url, namespace, transport, plan, pids
+                    )
                 finally:
                     dispatcher.stop()
             finally:
                 sim.stop()
+    machine.calibration_ms_after = cpu_calibration_ms()
     return machine, phases
 
 
@@ -726,13 +773,14 @@ def print_machine(machine: Machine) -> None:
     table.add_row("Python", machine.python)
     table.add_row("redis-server", f"{machine.redis_server} ({machine.redis_binary})")
     table.add_row("load avg (before)", machine.loadavg_before)
+    table.add_row("CPU calibration", f"{machine.calibration_ms_before:.1f} ms (lower = faster)")
     table.add_row("packages", ", ".join(f"{k} {v}" for k, v in machine.packages.items()))
     console.print(table)
     console.print(
         "Processes: callers in this bench process (pid "
         f"{os.getpid()}); redis-server, the simulator and the dispatcher each in their own "
-        "process. The dispatcher runs only during the hub phases; a fresh simulator is started "
-        "per transport.\n"
+        "process. Per transport: a fresh simulator and one dispatcher (idle during direct runs); "
+        "latency runs alternate direct and hub blocks.\n"
     )
 
 
@@ -764,8 +812,9 @@ def report(plan: Plan, phases: list[Phase]) -> None:
     """Latency, throughput and CPU tables with the targets."""
     lat = Table(
         title=(
-            f"Latency, sequential: {plan.latency_calls} calls after {plan.latency_warmup} "
-            "warm-up (ms). Overhead = hub - direct of the same transport."
+            f"Latency, sequential: {plan.latency_calls} calls per path in {plan.latency_blocks} "
+            f"alternating blocks, after {plan.latency_warmup} warm-up calls (ms). "
+            "Overhead = hub - direct of the same transport."
         ),
         title_justify="left",
     )
@@ -862,6 +911,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--latency-calls", type=int, help="sequential calls measured")
     parser.add_argument("--warmup", type=int, help="sequential warm-up calls")
+    parser.add_argument(
+        "--blocks", type=int, default=10, help="alternating direct/hub blocks of the latency run"
+    )
     parser.add_argument("--throughput-calls", type=int, help="calls in each throughput run")
     parser.add_argument("--concurrency", type=int, default=64, help="callers in flight")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -883,6 +935,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
     plan = Plan(
         latency_calls=args.latency_calls or (200 if quick else 1000),
         latency_warmup=args.warmup if args.warmup is not None else (20 if quick else 100),
+        latency_blocks=args.blocks,
         throughput_calls=args.throughput_calls or (1000 if quick else 5000),
         throughput_warmup=args.concurrency * 2,
         concurrency=args.concurrency,
@@ -907,6 +960,10 @@ def main(argv: list[str] | None = None) -> int:
     report(plan, phases)
     console.print(f"Simulator launcher: {', '.join(sorted(set(sims)))}.")
     console.print(f"Load average before: {machine.loadavg_before}; after: {loadavg()}.")
+    console.print(
+        f"CPU calibration before: {machine.calibration_ms_before:.1f} ms; "
+        f"after: {machine.calibration_ms_after:.1f} ms."
+    )
     if args.profile_dispatcher:
         console.print(
             f"[yellow]The dispatcher ran under cProfile (profiles in {args.profile_dispatcher}): "

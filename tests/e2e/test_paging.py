@@ -35,7 +35,7 @@ async def market_closed(sim_admin: httpx.AsyncClient) -> AsyncIterator[None]:
 
 
 async def test_kiwoom_pages_with_cont_yn_and_next_key(
-    hub: HubClient, dispatcher: Dispatcher, market_closed: None
+    hub: HubClient, dispatcher: Dispatcher, market_closed: None, sim_admin: httpx.AsyncClient
 ) -> None:
     # One-minute bars: ~390 a session, 900 a page, so the walk crosses trading days.
     params = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1"}
@@ -55,6 +55,10 @@ async def test_kiwoom_pages_with_cont_yn_and_next_key(
     assert 0 < len(pages[-1]) <= 900
     every = [stamp for page in pages for stamp in page]
     assert len(every) == len(set(every)), "no bar twice"
+    # The broker's clock says 2025 and ours 2026: the token's lifetime is measured on the
+    # broker's clock (its Date header), so one token serves the whole walk.
+    stats = (await sim_admin.get("/__sim/stats")).json()
+    assert sum(stats["token_issuances"]["KIWOOM"].values()) == 1
     for newer, older in itertools.pairwise(pages):
         assert min(newer) > max(older), "each page continues where the previous one stopped"
     assert pages[0][0] == "20250321153000", "the newest bar is the closing minute"

@@ -68,3 +68,20 @@ def test_reset_clears_everything_but_the_clock(sim: Harness) -> None:
     assert sim.client.get("/__sim/stats").json()["total_calls"] == 0
     assert sim.kis_price().json()["msg_cd"] == "EGW00121"  # the token is gone
     assert sim.client.get("/__sim/clock").json()["now"] == "2025-03-21T13:00:35+09:00"
+
+
+def test_the_date_header_follows_the_simulated_clock() -> None:
+    import email.utils
+
+    import httpx
+
+    from apihub_broker_sim import ThreadedSimServer
+
+    with ThreadedSimServer() as sim, httpx.Client(base_url=sim.url) as client:
+        client.post(
+            "/__sim/clock", json={"now": "2025-03-21T16:00:00+09:00", "frozen": True}
+        ).raise_for_status()
+        reply = client.get("/__sim/clock")
+        assert reply.headers.get_list("date") == ["Fri, 21 Mar 2025 07:00:00 GMT"]
+        stamp = email.utils.parsedate_to_datetime(reply.headers["date"])
+        assert stamp.isoformat() == "2025-03-21T07:00:00+00:00"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from . import _admin, _kis, _kiwoom
 from ._clock import SimClock
 from ._config import SimConfig
+from ._date import SimulatedDateMiddleware
 from ._state import SimState
 
 __all__ = ["create_app"]
@@ -22,6 +24,9 @@ def create_app(config: SimConfig | None = None, clock: SimClock | None = None) -
     if clock is None:
         clock = SimClock(config.start_time, frozen=config.frozen)
     state = SimState(config, clock)
-    app = Starlette(routes=[*_kis.routes(state), *_kiwoom.routes(state), *_admin.routes(state)])
+    app = Starlette(
+        routes=[*_kis.routes(state), *_kiwoom.routes(state), *_admin.routes(state)],
+        middleware=[Middleware(SimulatedDateMiddleware, clock=clock)],
+    )
     app.state.sim = state
     return app

@@ -67,6 +67,7 @@ def _uvicorn(app: Starlette) -> _Server:
         lifespan="off",
         http="h11",
         timeout_graceful_shutdown=2,
+        date_header=False,  # the app sets Date from the simulated clock
     )
     install_log_filter()
     return _Server(config)
