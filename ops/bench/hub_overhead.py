@@ -5,32 +5,33 @@ Run from the repository root::
     uv run python ops/bench/hub_overhead.py           # full run (a few minutes)
     uv run python ops/bench/hub_overhead.py --quick   # smoke run (under a minute)
 
-What runs where (four processes, so no component borrows another's event loop or core):
+What runs where (separate processes, so no component borrows another's event loop):
 
-* this process       - the callers: the direct client (``KisClient`` over
-                       ``make_http_client(transport)``, the code the dispatcher runs) and one
+* this process       - the callers: per transport a direct client (``KisClient`` over
+                       ``make_http_client(transport)``, the code the dispatcher runs) and a
                        ``HubClient``;
 * ``redis-server``   - an ``EmbeddedRedis`` in a temporary directory, no AOF;
-* the simulator      - ``python -m apihub_cli sim --port 0``, or, when that one stalls
-                       keep-alive requests (see ``SIM_INLINE``), a small script around
-                       ``run_simulator``; a fresh one per transport, unthrottled (the default
-                       ``SimConfig`` has no rate limit);
-* the dispatcher     - ``python -m apihub_dispatcher``, one process per transport, configured
+* the simulators     - one per transport: ``python -m apihub_cli sim --port 0``, or, when that
+                       one stalls keep-alive requests (see ``SIM_INLINE``), a small script around
+                       ``run_simulator``; unthrottled (the default ``SimConfig`` has no limit);
+* the dispatchers    - ``python -m apihub_dispatcher``, one per transport, each configured
                        through the environment and ``APIHUB_CONFIG`` (``[dispatcher]
-                       transport``); it idles, blocked in ``XREADGROUP``, during direct runs.
+                       transport``) on its own namespace; idle (blocked in ``XREADGROUP``)
+                       while another path is being measured.
 
 Every app key is random and used by one client only: the simulator, like KIS, issues at most
 one token a minute per app key.
 
 Measured, for both HTTP transports ("aiohttp" = httpx over httpx-aiohttp, "httpx" = httpx's
-default transport):
+default transport), the four paths (direct/hub x aiohttp/httpx) taking turns in rotating
+blocks so that a drift of the machine's speed hits them alike:
 
-1. latency: sequential calls of FHKST01010100, p50/p99 direct vs through the hub, in
-   alternating blocks; the hub overhead is hub minus direct of the same transport;
+1. latency: sequential calls of FHKST01010100, p50/p99 direct vs through the hub; the hub
+   overhead is hub minus direct of the same transport;
 2. throughput: calls/s with 64 callers in flight, direct from one shared ``AsyncClient`` vs
    through the hub (one ``HubClient``), as a ratio to the same transport's direct figure and
    to the best direct figure;
-3. CPU seconds each process spent per phase, to show where the time goes, plus the CPU used by
+3. CPU seconds each process spent per path, to show where the time goes, plus the CPU used by
    anything else meanwhile and a fixed CPU calibration before and after (shared VMs drift).
 
 This is not a pytest test: it needs minutes and a quiet machine.
@@ -67,7 +68,14 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from apihub_brokers import AccessToken, KisClient, TransportName, lookup_tr, make_http_client
+from apihub_brokers import (
+    AccessToken,
+    KisClient,
+    TransportName,
+    TrSpec,
+    lookup_tr,
+    make_http_client,
+)
 from apihub_core import (
     AccountConfig,
     EmbeddedRedis,
@@ -475,6 +483,7 @@ class Plan:
     latency_warmup: int
     latency_blocks: int
     throughput_calls: int
+    throughput_rounds: int
     throughput_warmup: int
     concurrency: int
 
@@ -559,70 +568,96 @@ class Tally:
         )
 
 
-async def bench_group(
-    sim_url: str,
-    redis_url: str,
-    namespace: str,
-    transport: TransportName,
-    plan: Plan,
-    pids: dict[str, int],
-) -> list[Phase]:
-    """Both paths of one transport against the same simulator.
+@dataclass
+class Stack:
+    """The processes behind one transport: its simulator and its dispatcher."""
+
+    transport: TransportName
+    sim_url: str
+    namespace: str
+    pids: dict[str, int]
+
+
+Key = tuple[Via, TransportName]
+
+
+async def bench_all(redis_url: str, stacks: list[Stack], plan: Plan) -> list[Phase]:
+    """Every path (direct and hub, per transport) measured in rotation.
 
     direct: the broker client the dispatcher uses (``KisClient`` over ``make_http_client``),
-    called from this process. hub: ``HubClient.execute`` from this process; the dispatcher
-    process makes the HTTP call with the same client code.
+    called from this process. hub: ``HubClient.execute`` from this process; that transport's
+    dispatcher process makes the HTTP call with the same client code.
 
-    Latency is measured in ``plan.latency_blocks`` alternating blocks (direct, hub, hub,
-    direct, ...), so a drift of the machine's speed hits both paths alike; throughput runs
-    direct, then hub, each after a warm-up at full concurrency that fills the connection pools.
+    Latency runs in ``plan.latency_blocks`` blocks per path and throughput in
+    ``plan.throughput_rounds`` rounds per path, the order of the paths rotating from one block
+    or round to the next, so a drift in the machine's speed (shared VMs drift) hits every path
+    alike. Each throughput round starts with a warm-up at full concurrency that fills the
+    connection pools.
     """
     spec = lookup_tr(Provider.KIS, TR_ID)
     assert spec is not None
-    account = kis_account(sim_url)
-    http = make_http_client(transport, max_connections=HTTP_MAX_CONNECTIONS, timeout=CALL_TIMEOUT_S)
-    try:
-        async with (
-            KisClient(http) as kis,
-            HubClient.from_url(redis_url, namespace=namespace) as hub,
-        ):
-            token: AccessToken = await kis.issue_token(account)
+    calls: dict[Key, Call] = {}
+    pids: dict[Key, dict[str, int]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for st in stacks:
+            account = kis_account(st.sim_url)
+            http = make_http_client(
+                st.transport, max_connections=HTTP_MAX_CONNECTIONS, timeout=CALL_TIMEOUT_S
+            )
+            stack.push_async_callback(http.aclose)
+            kis = await stack.enter_async_context(KisClient(http))
+            hub = await stack.enter_async_context(
+                HubClient.from_url(redis_url, namespace=st.namespace)
+            )
+            token = await kis.issue_token(account)
+            calls[("direct", st.transport)] = _direct_call(kis, spec, account, token)
+            calls[("hub", st.transport)] = _hub_call(hub)
+            pids[("direct", st.transport)] = pids[("hub", st.transport)] = st.pids
+        keys = list(calls)
+        for key in keys:
+            for _ in range(plan.latency_warmup):
+                await calls[key]()
+        latency = {key: Tally() for key in keys}
+        per_block = max(1, plan.latency_calls // plan.latency_blocks)
+        for block in range(plan.latency_blocks):
+            for key in _rotated(keys, block):
+                meter = Meter(pids[key])
+                sample = await run_sequential(calls[key], per_block)
+                latency[key].add(sample, meter.stop())
+        phases = [latency[key].phase(*key, "latency") for key in keys]
+        show_progress(phases)
+        throughput = {key: Tally() for key in keys}
+        per_round = max(1, plan.throughput_calls // plan.throughput_rounds)
+        for round_ in range(plan.throughput_rounds):
+            for key in _rotated(keys, round_):
+                await run_concurrent(calls[key], plan.throughput_warmup, plan.concurrency)
+                meter = Meter(pids[key])
+                sample = await run_concurrent(calls[key], per_round, plan.concurrency)
+                throughput[key].add(sample, meter.stop())
+        done = [throughput[key].phase(*key, "throughput") for key in keys]
+        show_progress(done)
+        return phases + done
 
-            async def direct() -> None:
-                reply = await kis.call(
-                    spec, PARAMS, account=account, token=token, timeout=CALL_TIMEOUT_S
-                )
-                # The hub hands callers the parsed body; so does the direct path.
-                msgspec.json.decode(reply.body)
 
-            async def through_hub() -> None:
-                await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=CALL_TIMEOUT_S)
+def _rotated(keys: list[Key], step: int) -> list[Key]:
+    shift = step % len(keys)
+    return keys[shift:] + keys[:shift]
 
-            calls: dict[Via, Call] = {"direct": direct, "hub": through_hub}
-            for call in calls.values():
-                for _ in range(plan.latency_warmup):
-                    await call()
-            latency = {via: Tally() for via in calls}
-            per_block = max(1, plan.latency_calls // plan.latency_blocks)
-            for block in range(plan.latency_blocks):
-                order: list[Via] = ["direct", "hub"] if block % 2 == 0 else ["hub", "direct"]
-                for via in order:
-                    meter = Meter(pids)
-                    sample = await run_sequential(calls[via], per_block)
-                    latency[via].add(sample, meter.stop())
-            phases = [latency[via].phase(via, transport, "latency") for via in calls]
-            show_progress(phases)
-            for via, call in calls.items():
-                await run_concurrent(call, plan.throughput_warmup, plan.concurrency)
-                tally = Tally()
-                meter = Meter(pids)
-                sample = await run_concurrent(call, plan.throughput_calls, plan.concurrency)
-                tally.add(sample, meter.stop())
-                phases.append(tally.phase(via, transport, "throughput"))
-                show_progress(phases[-1:])
-            return phases
-    finally:
-        await http.aclose()
+
+def _direct_call(kis: KisClient, spec: TrSpec, account: AccountConfig, token: AccessToken) -> Call:
+    async def call() -> None:
+        reply = await kis.call(spec, PARAMS, account=account, token=token, timeout=CALL_TIMEOUT_S)
+        # The hub hands callers the parsed body; so does the direct path.
+        msgspec.json.decode(reply.body)
+
+    return call
+
+
+def _hub_call(hub: HubClient) -> Call:
+    async def call() -> None:
+        await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=CALL_TIMEOUT_S)
+
+    return call
 
 
 def cpu_calibration_ms() -> float:
@@ -708,42 +743,42 @@ def run(
     sims: list[str],
     profile_dir: Path | None = None,
 ) -> tuple[Machine, list[Phase]]:
-    """Start Redis, then per transport: sim (+ dispatcher), direct and hub phases; stop all."""
+    """Start Redis, and per transport a simulator and a dispatcher; measure; stop them all."""
     binary = find_redis_server()
     machine = machine_info(binary)
     print_machine(machine)
-    phases: list[Phase] = []
     with EmbeddedRedis(workdir / "redis", appendonly=False, binary=binary) as server:
         assert server.pid is not None
-        redis_pid = server.pid
-        for transport in TRANSPORTS:
-            # A fresh simulator per transport, shared by both paths of that transport, so no
-            # run inherits another's call log or connections.
-            sim, sim_url, how = start_sim(workdir, transport, launcher)
-            sims.append(how)
-            try:
+        children: list[Child] = []
+        try:
+            stacks: list[Stack] = []
+            for transport in TRANSPORTS:
+                # A simulator per transport: the two transports share no server state or
+                # connections; both paths of one transport share its simulator.
+                sim, sim_url, how = start_sim(workdir, transport, launcher)
+                children.append(sim)
+                sims.append(how)
                 namespace = f"bench-{transport}-{secrets.token_hex(4)}"
                 dispatcher = start_dispatcher(
                     workdir, server.url, sim_url, namespace, transport, profile_dir
                 )
-                try:
-                    console.print(
-                        f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}, {how}), "
-                        f"dispatcher pid {dispatcher.pid}"
-                    )
-                    pids = {
-                        "bench": os.getpid(),
-                        "redis": redis_pid,
-                        "sim": sim.pid,
-                        "dispatcher": dispatcher.pid,
-                    }
-                    phases += anyio.run(
-                        bench_group, sim_url, server.url, namespace, transport, plan, pids
-                    )
-                finally:
-                    dispatcher.stop()
-            finally:
-                sim.stop()
+                children.append(dispatcher)
+                console.print(
+                    f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}, {how}), "
+                    f"dispatcher pid {dispatcher.pid}"
+                )
+                pids = {
+                    "bench": os.getpid(),
+                    "redis": server.pid,
+                    "sim": sim.pid,
+                    "dispatcher": dispatcher.pid,
+                }
+                stacks.append(Stack(transport, sim_url, namespace, pids))
+            phases = anyio.run(bench_all, server.url, stacks, plan)
+        finally:
+            # Dispatchers first (they drain against a live simulator), then the simulators.
+            for child in sorted(children, key=lambda c: not c.name.startswith("dispatcher")):
+                child.stop()
     machine.calibration_ms_after = cpu_calibration_ms()
     return machine, phases
 
@@ -779,8 +814,9 @@ def print_machine(machine: Machine) -> None:
     console.print(
         "Processes: callers in this bench process (pid "
         f"{os.getpid()}); redis-server, the simulator and the dispatcher each in their own "
-        "process. Per transport: a fresh simulator and one dispatcher (idle during direct runs); "
-        "latency runs alternate direct and hub blocks.\n"
+        "process. Per transport one simulator and one dispatcher, all started before measuring "
+        "(a dispatcher idles in XREADGROUP while the others run); the four paths are measured "
+        "in rotating blocks (latency) and rounds (throughput) so machine drift hits them alike.\n"
     )
 
 
@@ -813,7 +849,7 @@ def report(plan: Plan, phases: list[Phase]) -> None:
     lat = Table(
         title=(
             f"Latency, sequential: {plan.latency_calls} calls per path in {plan.latency_blocks} "
-            f"alternating blocks, after {plan.latency_warmup} warm-up calls (ms). "
+            f"rotating blocks, after {plan.latency_warmup} warm-up calls (ms). "
             "Overhead = hub - direct of the same transport."
         ),
         title_justify="left",
@@ -844,7 +880,8 @@ def report(plan: Plan, phases: list[Phase]) -> None:
     best = max(directs, key=lambda p: p.rate, default=None)
     thr = Table(
         title=(
-            f"Throughput: {plan.throughput_calls} calls, {plan.concurrency} in flight "
+            f"Throughput: {plan.throughput_calls} calls per path in {plan.throughput_rounds} "
+            f"rotating rounds, {plan.concurrency} in flight "
             f"(target: hub ≥ {TARGET_THROUGHPUT_RATIO:g}× direct)"
         ),
         title_justify="left",
@@ -861,8 +898,8 @@ def report(plan: Plan, phases: list[Phase]) -> None:
             row = [p.label, f"{p.rate:,.0f}", fmt(p.pct(50), 1), fmt(p.pct(99), 1), str(p.errors)]
             if p.path == "hub" and direct is not None and best is not None:
                 same, vs_best = p.rate / direct.rate, p.rate / best.rate
-                row.append(f"{same:.2f}× {verdict(same >= TARGET_THROUGHPUT_RATIO)}")
-                row.append(f"{vs_best:.2f}× {verdict(vs_best >= TARGET_THROUGHPUT_RATIO)}")
+                row.append(f"{same:.3f}× {verdict(same >= TARGET_THROUGHPUT_RATIO)}")
+                row.append(f"{vs_best:.3f}× {verdict(vs_best >= TARGET_THROUGHPUT_RATIO)}")
             else:
                 row += ["", ""]
             thr.add_row(*row)
@@ -912,7 +949,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
     parser.add_argument("--latency-calls", type=int, help="sequential calls measured")
     parser.add_argument("--warmup", type=int, help="sequential warm-up calls")
     parser.add_argument(
-        "--blocks", type=int, default=10, help="alternating direct/hub blocks of the latency run"
+        "--blocks", type=int, default=10, help="rotating blocks of each path's latency run"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rotating rounds of each throughput run"
     )
     parser.add_argument("--throughput-calls", type=int, help="calls in each throughput run")
     parser.add_argument("--concurrency", type=int, default=64, help="callers in flight")
@@ -936,6 +976,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
         latency_calls=args.latency_calls or (200 if quick else 1000),
         latency_warmup=args.warmup if args.warmup is not None else (20 if quick else 100),
         latency_blocks=args.blocks,
+        throughput_rounds=args.rounds,
         throughput_calls=args.throughput_calls or (1000 if quick else 5000),
         throughput_warmup=args.concurrency * 2,
         concurrency=args.concurrency,

@@ -124,3 +124,15 @@ def test_same_request_same_clock_same_bytes(make_sim: Callable[..., Harness]) ->
     first, second = make_sim(), make_sim()
     assert digest(first) == digest(second) == digest(first)
     assert digest(make_sim(seed=1)) != digest(first)
+
+
+def test_the_listening_socket_is_tcp_so_answers_are_not_delayed_by_nagle() -> None:
+    # asyncio turns on TCP_NODELAY for accepted connections only when the listening socket's
+    # protocol is TCP; otherwise every keep-alive answer waits ~40 ms for a delayed ACK.
+    import socket
+
+    from apihub_broker_sim import ThreadedSimServer
+
+    with ThreadedSimServer() as sim:
+        assert sim._sock is not None
+        assert sim._sock.proto == socket.IPPROTO_TCP
