@@ -704,7 +704,10 @@ def machine_info(redis_binary: Path) -> Machine:
                 cpu_model = line.partition(":")[2].strip()
                 break
     packages: dict[str, str] = {}
-    for name in ("httpx", "httpx-aiohttp", "aiohttp", "redis", "uvicorn", "starlette", "anyio"):
+    for name in (
+        *("httpx", "httpx-aiohttp", "aiohttp", "redis", "hiredis"),
+        *("uvicorn", "h11", "starlette", "anyio", "msgspec"),
+    ):
         try:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
