@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import anyio
@@ -26,6 +26,7 @@ from apihub_core import (
     UpstreamTransient,
 )
 from apihub_core._codec import EntryDecodeError, decode_request, encode_entry
+from apihub_core._commit import Append, Committer
 from apihub_core._consumer import Delivery, StreamConsumer, consumer_name
 from apihub_core._dead_letter import dead_letter_event
 from apihub_core._errors import ErrorClass
@@ -84,6 +85,7 @@ class Dispatcher:
         self._clients = clients
         self._tokens = tokens
         self.keys = Keys(settings.namespace)
+        self._committer = Committer(redis)
         tuning = settings.dispatcher
         self._tuning = tuning
         self.consumer = StreamConsumer(
@@ -336,19 +338,10 @@ class Dispatcher:
         self, delivery: Delivery, request: RequestSubmitted, outcome: Outcome
     ) -> None:
         entry = encode_entry(outcome)
-
-        def ops(pipe: aioredis.client.Pipeline) -> None:
-            pipe.xadd(
-                self.keys.responses,
-                entry,
-                maxlen=RESPONSE_STREAM_MAXLEN,
-                approximate=True,
-            )
-            if request.reply_to:
-                pipe.xadd(request.reply_to, entry, maxlen=REPLY_MAXLEN, approximate=True)
-                pipe.expire(request.reply_to, REPLY_TTL_S)
-
-        await self._commit(delivery, ops)
+        appends = [Append(self.keys.responses, entry, RESPONSE_STREAM_MAXLEN)]
+        if request.reply_to:
+            appends.append(Append(request.reply_to, entry, REPLY_MAXLEN, REPLY_TTL_S))
+        await self._commit(delivery, appends)
 
     async def _reject(
         self, delivery: Delivery, reason: str, detail: str, partial: _Partial
@@ -381,38 +374,24 @@ class Dispatcher:
                     failed_at_ms=now_ms(),
                 )
             )
-        reply_to = (
-            partial.reply_to
-            if partial.reply_to and self.keys.is_reply_stream(partial.reply_to)
-            else None
-        )
+        appends = [Append(self.keys.dead_letter, letter, DEAD_LETTER_MAXLEN)]
+        if failure is not None:
+            appends.append(Append(self.keys.responses, failure, RESPONSE_STREAM_MAXLEN))
+            if partial.reply_to and self.keys.is_reply_stream(partial.reply_to):
+                appends.append(Append(partial.reply_to, failure, REPLY_MAXLEN, REPLY_TTL_S))
+        await self._commit(delivery, appends)
 
-        def ops(pipe: aioredis.client.Pipeline) -> None:
-            pipe.xadd(self.keys.dead_letter, letter, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
-            if failure is not None:
-                pipe.xadd(
-                    self.keys.responses, failure, maxlen=RESPONSE_STREAM_MAXLEN, approximate=True
-                )
-                if reply_to:
-                    pipe.xadd(reply_to, failure, maxlen=REPLY_MAXLEN, approximate=True)
-                    pipe.expire(reply_to, REPLY_TTL_S)
-
-        await self._commit(delivery, ops)
-
-    async def _commit(
-        self, delivery: Delivery, ops: Callable[[aioredis.client.Pipeline], None]
-    ) -> None:
+    async def _commit(self, delivery: Delivery, appends: list[Append]) -> None:
         # Shielded: once the broker answered, a shutdown must not lose the answer between the
-        # events and the XACK. MULTI/EXEC makes them one step: all land, or the entry stays
-        # pending and is reclaimed.
+        # events and the XACK. The commit script makes them one step: all land, or the entry
+        # stays pending and is reclaimed.
         with anyio.CancelScope(shield=True), anyio.fail_after(FINISH_TIMEOUT_S):
             backoff = 0.05
             while True:
                 try:
-                    async with self._redis.pipeline(transaction=True) as pipe:
-                        ops(pipe)
-                        pipe.xack(delivery.stream, self._tuning.group, delivery.entry_id)
-                        await pipe.execute()
+                    await self._committer.commit(
+                        delivery.stream, self._tuning.group, delivery.entry_id, appends
+                    )
                 except (RedisError, OSError) as exc:
                     log.warning("commit of %s failed (%s); retrying", delivery.id_text, exc)
                     await anyio.sleep(backoff)
