@@ -102,38 +102,6 @@ TARGET_THROUGHPUT_RATIO: Final = 0.8
 READY_RE: Final = re.compile(r"ready at (\S+)")
 START_TIMEOUT_S: Final = 60.0
 
-# The fallback launcher. It also forces TCP_NODELAY on accepted connections: asyncio sets it only
-# on sockets whose proto is IPPROTO_TCP, and a listening socket made with
-# ``socket.socket(family, SOCK_STREAM)`` (proto 0) hands out connections without it. uvicorn (h11)
-# writes a response's head and body separately, so Nagle then holds the body until the client's
-# delayed ACK: about 40 ms on every keep-alive request after the first.
-SIM_INLINE: Final = """
-import asyncio.base_events
-import socket
-
-import anyio
-from apihub_broker_sim import SimConfig, run_simulator
-
-
-def _set_nodelay(sock: socket.socket) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-asyncio.base_events._set_nodelay = _set_nodelay
-
-
-async def main() -> None:
-    async with anyio.create_task_group() as tg:
-        url = await tg.start(run_simulator, SimConfig(), "127.0.0.1", 0)
-        print(f"broker simulator ready at {url}", flush=True)
-
-
-try:
-    anyio.run(main)
-except KeyboardInterrupt:
-    pass
-"""
 NAGLE_STALL_MS: Final = 20.0
 DISTURBED_SHARE: Final = 0.10
 
@@ -288,49 +256,20 @@ def _wait_for_ready_line(child: Child, deadline: float) -> str | None:
     return None
 
 
-SimLauncher = Literal["auto", "cli", "inline"]
-
-
-def start_sim(workdir: Path, tag: str, launcher: SimLauncher) -> tuple[Child, str, str]:
-    """Start the broker simulator on a free port; return it, its base URL and how it ran.
-
-    ``auto``: ``apihub sim`` first; if it does not announce a URL, or its keep-alive requests
-    stall on Nagle's algorithm (see ``SIM_INLINE``), a small script around
-    ``apihub_broker_sim.run_simulator`` with the default (unthrottled) ``SimConfig``.
-    """
-    env = child_env({})
-    commands: dict[str, list[str]] = {
-        "cli": [
-            sys.executable,
-            *("-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING"),
-        ],
-        "inline": [sys.executable, "-c", SIM_INLINE],
-    }
-    order = ["cli", "inline"] if launcher == "auto" else [launcher]
-    failures: list[str] = []
-    for how in order:
-        argv = commands[how]
-        child = Child(f"sim-{tag}", argv, env, workdir / f"sim-{tag}-{how}.log")
-        url = _wait_for_ready_line(child, time.monotonic() + START_TIMEOUT_S)
-        if not url:
-            child.stop()
-            failures.append(f"--- {how}: {' '.join(argv[:4])}\n{child.log_tail()}")
-            continue
-        url = url.rstrip("/")
-        stall = keepalive_ms(url)
-        if stall >= NAGLE_STALL_MS and how != order[-1]:
-            child.stop()
-            console.print(
-                f"  [yellow]`apihub sim` answers keep-alive requests in {stall:.0f} ms "
-                "(no TCP_NODELAY on accepted sockets: Nagle + delayed ACK); using the inline "
-                "launcher, which sets it[/]"
-            )
-            continue
-        if stall >= NAGLE_STALL_MS:
-            console.print(f"  [red]the simulator answers keep-alive requests in {stall:.0f} ms[/]")
-        label = "apihub sim (CLI)" if how == "cli" else "inline run_simulator + TCP_NODELAY"
-        return child, url, label
-    raise RuntimeError("the broker simulator did not start:\n" + "\n".join(failures))
+def start_sim(workdir: Path, tag: str) -> tuple[Child, str]:
+    """Start ``apihub sim`` (default, unthrottled ``SimConfig``) on a free port; return it and
+    its base URL. Warns if keep-alive answers stall (a lost ``TCP_NODELAY`` costs ~40 ms each)."""
+    argv = [sys.executable, *("-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING")]
+    child = Child(f"sim-{tag}", argv, child_env({}), workdir / f"sim-{tag}.log")
+    url = _wait_for_ready_line(child, time.monotonic() + START_TIMEOUT_S)
+    if not url:
+        child.stop()
+        raise RuntimeError(f"the broker simulator did not start:\n{child.log_tail()}")
+    url = url.rstrip("/")
+    stall = keepalive_ms(url)
+    if stall >= NAGLE_STALL_MS:
+        console.print(f"  [red]the simulator answers keep-alive requests in {stall:.0f} ms[/]")
+    return child, url
 
 
 def keepalive_ms(url: str, requests: int = 8) -> float:
@@ -742,8 +681,6 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run(
     plan: Plan,
     workdir: Path,
-    launcher: SimLauncher,
-    sims: list[str],
     profile_dir: Path | None = None,
 ) -> tuple[Machine, list[Phase]]:
     """Start Redis, and per transport a simulator and a dispatcher; measure; stop them all."""
@@ -758,16 +695,15 @@ def run(
             for transport in TRANSPORTS:
                 # A simulator per transport: the two transports share no server state or
                 # connections; both paths of one transport share its simulator.
-                sim, sim_url, how = start_sim(workdir, transport, launcher)
+                sim, sim_url = start_sim(workdir, transport)
                 children.append(sim)
-                sims.append(how)
                 namespace = f"bench-{transport}-{secrets.token_hex(4)}"
                 dispatcher = start_dispatcher(
                     workdir, server.url, sim_url, namespace, transport, profile_dir
                 )
                 children.append(dispatcher)
                 console.print(
-                    f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}, {how}), "
+                    f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}), "
                     f"dispatcher pid {dispatcher.pid}"
                 )
                 pids = {
@@ -967,12 +903,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]
         metavar="DIR",
         help="run the dispatcher under cProfile, writing .prof files to DIR (skews timings)",
     )
-    parser.add_argument(
-        "--sim",
-        choices=("auto", "cli", "inline"),
-        default="auto",
-        help="how to start the simulator (auto: `apihub sim`, else the inline launcher)",
-    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     plan = Plan(
@@ -992,17 +922,15 @@ def main(argv: list[str] | None = None) -> int:
     plan, args = parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     started = time.monotonic()
-    sims: list[str] = []
     if args.profile_dispatcher:
         args.profile_dispatcher.mkdir(parents=True, exist_ok=True)
     try:
         with _workdir(keep=bool(args.keep_logs)) as workdir:
-            machine, phases = run(plan, workdir, args.sim, sims, args.profile_dispatcher)
+            machine, phases = run(plan, workdir, args.profile_dispatcher)
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print()
     report(plan, phases)
-    console.print(f"Simulator launcher: {', '.join(sorted(set(sims)))}.")
     console.print(f"Load average before: {machine.loadavg_before}; after: {loadavg()}.")
     console.print(
         f"CPU calibration before: {machine.calibration_ms_before:.1f} ms; "
@@ -1020,7 +948,6 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "machine": asdict(machine),
                     "plan": asdict(plan),
-                    "simulator": sorted(set(sims)),
                     "phases": [p.summary() for p in phases],
                 },
                 indent=2,
