@@ -19,6 +19,18 @@ from apihub_dispatcher import Dispatcher, open_dispatcher
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Parameters of the TRs the end-to-end tests call.
+PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
+ORDER = {
+    "CANO": "50000000",
+    "ACNT_PRDT_CD": "01",
+    "PDNO": "005930",
+    "ORD_DVSN": "00",
+    "ORD_QTY": "1",
+    "ORD_UNPR": "70000",
+}
+
 
 def hub_settings(redis_url: str, sim_url: str, namespace: str, **dispatcher: object) -> Settings:
     """Demo-credential settings pointing at the test Redis and simulator."""
@@ -41,13 +53,9 @@ def keys(hub_namespace: str) -> Keys:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+def redis(aredis: aioredis.Redis) -> aioredis.Redis:
     """A plain redis-py client, for looking at streams directly."""
-    client = aioredis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+    return aredis
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import DAILY, ORDER, PRICE
 
 from apihub_core import (
     HubClient,
@@ -19,9 +20,6 @@ from apihub_core import (
 from apihub_dispatcher import Dispatcher
 
 pytestmark = pytest.mark.anyio
-
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
-DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
 
 
 async def _arm(
@@ -112,16 +110,6 @@ async def test_rejected_token_is_replaced_and_the_call_retried(
     assert response.attempts == 2
     stats = (await sim_admin.get("/__sim/stats")).json()
     assert stats["token_issuances"], stats
-
-
-ORDER = {
-    "CANO": "50000000",
-    "ACNT_PRDT_CD": "01",
-    "PDNO": "005930",
-    "ORD_DVSN": "00",
-    "ORD_QTY": "1",
-    "ORD_UNPR": "70000",
-}
 
 
 async def test_an_order_lost_in_the_network_is_not_retried(

@@ -6,6 +6,7 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from tests.conftest import PRICE
 
 from apihub_core import (
     HubClient,
@@ -17,8 +18,6 @@ from apihub_core import (
 from apihub_dispatcher import Dispatcher
 
 pytestmark = pytest.mark.anyio
-
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
 
 async def test_kis_current_price_through_the_hub(

@@ -11,24 +11,13 @@ import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import dispatcher_process
+from tests.conftest import DAILY, ORDER, PRICE, dispatcher_process
 
 from apihub_core import HubClient, Keys, OutcomeUnknown, Response, Settings
 from apihub_dispatcher import open_dispatcher
 from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio
-
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
-DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
-ORDER = {
-    "CANO": "50000000",
-    "ACNT_PRDT_CD": "01",
-    "PDNO": "005930",
-    "ORD_DVSN": "00",
-    "ORD_QTY": "1",
-    "ORD_UNPR": "70000",
-}
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import uuid
 import anyio
 import pytest
 import redis.asyncio as aioredis
+from tests.conftest import PRICE
 
 from apihub_core import DeadLettered, HubClient, Keys, RequestFailed, decode_any, decode_outcome
 from apihub_dispatcher import Dispatcher
 
 pytestmark = pytest.mark.anyio
-
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
 
 def _request(reply_to: str, **overrides: object) -> dict[str, object]:

@@ -6,15 +6,13 @@ import logging
 
 import httpx
 import pytest
+from tests.conftest import DAILY, PRICE
 
 from apihub_core import HubClient, HubError, Provider, Settings
 from apihub_dispatcher import Dispatcher
 from apihub_testing import redis_strings
 
 pytestmark = pytest.mark.anyio
-
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
-DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
 
 
 async def test_no_secret_anywhere_the_run_wrote(

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from tests.conftest import PRICE
 
 from apihub_core import HubClient, Provider, Settings, UpstreamRateLimited
 from apihub_dispatcher import Dispatcher
@@ -18,7 +19,6 @@ from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
 _EXPORTER = InMemorySpanExporter()
 

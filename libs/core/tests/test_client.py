@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -170,15 +170,6 @@ class FakeDispatcher:
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def aredis(redis_url: str, anyio_backend: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -11,15 +9,6 @@ from apihub_core import Keys, RequestFailed, decode_outcome, encode_entry, ensur
 from apihub_core._commit import Append, Committer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _failure(request_id: str) -> RequestFailed:

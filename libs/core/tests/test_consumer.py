@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -23,15 +22,6 @@ from apihub_testing import async_wait_until
 
 GROUP = "workers"
 WAIT = 10  # seconds: the bound of every wait below; never reached when the code works
-
-
-@pytest.fixture
-async def aredis(redis_url: str, anyio_backend: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

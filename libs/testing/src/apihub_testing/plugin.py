@@ -9,6 +9,8 @@ Fixtures:
     and ``.kind``. Whatever it started is stopped at the end of the session.
 ``redis_url`` (function)
     ``redis_server.url``, after a ``FLUSHALL`` so every test starts empty.
+``aredis`` (function, async)
+    An asyncio redis-py client on ``redis_url``, closed after the test.
 ``hub_namespace`` (function)
     A unique key prefix for the test, ``t`` + 8 hex digits.
 ``sim`` (session)
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from apihub_testing._redis import RedisServer, running_redis
 
@@ -47,6 +50,16 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url, socket_timeout=10) as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture
+async def aredis(redis_url: str, anyio_backend: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio redis-py client on the (flushed) session Redis, closed after the test."""
+    client = aioredis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
