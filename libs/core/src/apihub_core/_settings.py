@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from ._errors import ConfigurationError
+from ._keys import DISPATCHER_GROUP
 from ._providers import Provider
 from ._secret import Secret
 
@@ -94,7 +95,7 @@ class AccountConfig:
 class DispatcherSettings:
     """Tuning of the dispatcher consumer group (``[dispatcher]`` in ``apihub.toml``)."""
 
-    group: str = "dispatcher"
+    group: str = DISPATCHER_GROUP
     concurrency: int = 256
     read_count: int = 64
     block_ms: int = 500
