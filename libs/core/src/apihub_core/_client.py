@@ -33,14 +33,11 @@ from ._errors import (
     error_type_for,
 )
 from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
-from ._keys import Keys
+from ._keys import REQUEST_STREAM_MAXLEN, Keys
 from ._providers import PRIORITIES, Priority, Provider
 from ._telemetry import inject_trace, tracer
 
 log = logging.getLogger("apihub.client")
-
-REQUEST_STREAM_MAXLEN = 1_000_000
-"""Approximate retention of the request stream (the audit log of every call)."""
 
 _READ_BLOCK_MS = 1_000
 _READ_COUNT = 256

@@ -17,6 +17,18 @@ REPLY_TTL_S = 600
 REPLY_MAXLEN = 10_000
 """Approximate cap on one caller's reply stream (its own in-flight answers, never everyone's)."""
 
+REQUEST_STREAM_MAXLEN = 1_000_000
+"""Approximate retention of the request stream (the audit log of every call)."""
+
+RESPONSE_STREAM_MAXLEN = 1_000_000
+"""Approximate retention of the response stream (the audit log of every outcome)."""
+
+DEAD_LETTER_MAXLEN = 100_000
+"""Approximate retention of the dead-letter stream."""
+
+ORDER_MARKER_TTL_S = 7 * 24 * 3600
+"""How long the marker of a sent order lives: long past any redelivery of its request."""
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

@@ -31,7 +31,14 @@ from apihub_core._consumer import Delivery, StreamConsumer, consumer_name
 from apihub_core._dead_letter import dead_letter_event
 from apihub_core._errors import ErrorClass
 from apihub_core._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
-from apihub_core._keys import REPLY_MAXLEN, REPLY_TTL_S, Keys
+from apihub_core._keys import (
+    DEAD_LETTER_MAXLEN,
+    ORDER_MARKER_TTL_S,
+    REPLY_MAXLEN,
+    REPLY_TTL_S,
+    RESPONSE_STREAM_MAXLEN,
+    Keys,
+)
 from apihub_core._telemetry import extract_trace, tracer
 
 from ._tokens import TokenSource
@@ -39,9 +46,6 @@ from ._validation import Rejection, ValidRequest, entry_size, validate
 
 log = logging.getLogger("apihub.dispatcher")
 
-RESPONSE_STREAM_MAXLEN: Final = 1_000_000
-DEAD_LETTER_MAXLEN: Final = 100_000
-ORDER_MARKER_TTL_S: Final = 7 * 24 * 3600
 MAX_ATTEMPTS: Final = 3
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_CAP_S: Final = 2.0
