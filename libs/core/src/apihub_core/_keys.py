@@ -73,6 +73,23 @@ class Keys:
             and all(ch.isalnum() or ch in "-_." for ch in suffix)
         )
 
+    def token(self, provider: str, account: str) -> str:
+        """Hash holding the encrypted token of one (provider, account) and its fence number."""
+        return f"{self.namespace}:token:{provider}:{account}"
+
+    def token_lock(self, provider: str, account: str) -> str:
+        """The refresh lock of one (provider, account): ``SET NX PX`` with a random owner."""
+        return f"{self.namespace}:token-lock:{provider}:{account}"
+
+    def token_fence(self, provider: str, account: str) -> str:
+        """Counter handing out fence numbers, one per acquisition of the refresh lock."""
+        return f"{self.namespace}:token-fence:{provider}:{account}"
+
+    @property
+    def lock_contention(self) -> str:
+        """Hash counting failed lock acquisitions per lock key (observability)."""
+        return f"{self.namespace}:lock-contention"
+
     def order_sent(self, request_id: str) -> str:
         """Marker set just before an order leaves for the broker; its presence forbids a resend."""
         return f"{self.namespace}:order-sent:{request_id}"
