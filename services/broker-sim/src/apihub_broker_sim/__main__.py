@@ -21,13 +21,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frozen", action="store_true", help="keep the clock at --start")
     parser.add_argument("--kis-rate", type=int, default=None, help="KIS calls/s per appkey")
     parser.add_argument("--kiwoom-rate", type=int, default=None, help="Kiwoom calls/s per api-id")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="one-way base latency")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform latency jitter")
     args = parser.parse_args(argv)
+    # Same JSON shape as POST /__sim/conditions, so the admin API can list and remove it.
+    latency = {"latency": {"base_ms": args.latency_ms, "jitter_ms": args.jitter_ms}}
     config = SimConfig(
         seed=args.seed,
         start_time=datetime.fromisoformat(args.start) if args.start else None,
         frozen=args.frozen,
         kis_rate_limit_per_s=args.kis_rate,
         kiwoom_rate_limit_per_s=args.kiwoom_rate,
+        conditions=(latency,) if args.latency_ms or args.jitter_ms else (),
     )
     uvicorn.run(
         create_app(config),

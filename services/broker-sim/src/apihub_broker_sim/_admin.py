@@ -7,19 +7,26 @@
                             ``{"advance_s": x}`` to move, ``{"frozen": false}`` to unfreeze
 ``GET  /__sim/faults``      armed faults
 ``POST /__sim/faults``      arm one (see ``_faults``); returns it with its ``id``
-``DELETE /__sim/faults``    disarm all; ``DELETE /__sim/faults/{id}`` disarms one
+``DELETE /__sim/faults``    disarm all faults *and* conditions; ``/__sim/faults/{id}`` one
+``GET  /__sim/conditions``  ``{"seed", "latency": [...], "error_rate": [...], "outage": [...]}``
+``POST /__sim/conditions``  add one (see ``_conditions``); returns it with its ``id``
+``DELETE /__sim/conditions``  remove all (restarts the random streams); ``/{id}`` one
+``POST /__sim/conditions/seed``  ``{"seed": n}``: restart the random streams from ``n``
 ``POST /__sim/tokens/expire``  ``{"provider": "KIS"|"KIWOOM", "appkey"?: str}``
 ``POST /__sim/tokens/revoke``  same body; the tokens become invalid
 ``GET  /__sim/calls``       recorded calls (``?provider=&tr_id=&limit=``)
 ``DELETE /__sim/calls``     clear the call log only
-``GET  /__sim/stats``       token counts, busiest one-second window, totals
+``GET  /__sim/stats``       token counts, busiest one-second window (at arrival), totals,
+                            rate-limit rejections and outage answers per appkey
 ``GET  /__sim/orders``      accepted orders
-``POST /__sim/reset``       clear calls, tokens, faults, rate windows and orders
+``POST /__sim/reset``       clear calls, tokens, faults, rate windows and orders; conditions
+                            back to ``SimConfig.conditions``
 ==========================  ==================================================================
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -92,7 +99,10 @@ def routes(state: SimState) -> list[Route]:
         if request.method == "GET":
             return _ok([fault.to_json() for fault in state.faults.list()])
         if request.method == "DELETE":
+            # "Disarm everything": a test cleaning up after itself should not have to know
+            # whether a standing condition (outage, error rate) is also in force.
             state.faults.clear()
+            state.conditions.clear()
             return _ok({"cleared": True})
         body = await _body(request)
         try:
@@ -109,6 +119,36 @@ def routes(state: SimState) -> list[Route]:
         if not state.faults.remove(fault_id):
             return _ok({"error": "no such fault"}, 404)
         return _ok({"removed": fault_id})
+
+    async def conditions(request: Request) -> Response:
+        if request.method == "GET":
+            return _ok(state.conditions.view())
+        if request.method == "DELETE":
+            state.conditions.clear()
+            return _ok({"cleared": True})
+        body = await _body(request)
+        try:
+            condition = state.conditions.add(body)
+        except FaultSpecError as error:
+            return _bad(str(error))
+        return _ok(condition.to_json(time.monotonic()), 201)
+
+    async def condition_item(request: Request) -> Response:
+        try:
+            condition_id = int(request.path_params["condition_id"])
+        except ValueError:
+            return _bad("condition id must be an integer")
+        if not state.conditions.remove(condition_id):
+            return _ok({"error": "no such condition"}, 404)
+        return _ok({"removed": condition_id})
+
+    async def condition_seed(request: Request) -> Response:
+        body = await _body(request)
+        seed = None if body is None else body.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            return _bad('body must be {"seed": <integer>}')
+        state.conditions.reseed(seed)
+        return _ok({"seed": seed})
 
     async def tokens(request: Request) -> Response:
         body = await _body(request)
@@ -155,6 +195,9 @@ def routes(state: SimState) -> list[Route]:
         Route("/__sim/clock", clock, methods=["GET", "POST"]),
         Route("/__sim/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/__sim/faults/{fault_id}", fault_item, methods=["DELETE"]),
+        Route("/__sim/conditions", conditions, methods=["GET", "POST", "DELETE"]),
+        Route("/__sim/conditions/seed", condition_seed, methods=["POST"]),
+        Route("/__sim/conditions/{condition_id}", condition_item, methods=["DELETE"]),
         Route("/__sim/tokens/expire", tokens, methods=["POST"]),
         Route("/__sim/tokens/revoke", tokens, methods=["POST"]),
         Route("/__sim/calls", calls, methods=["GET", "DELETE"]),

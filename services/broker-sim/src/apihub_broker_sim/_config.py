@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 __all__ = ["SimConfig"]
 
@@ -43,6 +44,11 @@ class SimConfig:
         history_days: Calendar days of daily history before the current date.
         kiwoom_intraday_history_days: Trading days of minute and tick history that
             ka10080 / ka10079 page through.
+        conditions: Standing conditions armed at start and on reset, each in the admin
+            API's JSON shape, e.g. ``{"latency": {"base_ms": 5, "jitter_ms": 30}}``,
+            ``{"error_rate": {"p": 0.1, "action": "egw00201"}}`` or
+            ``{"outage": {"duration_s": 30}}`` (see ``_conditions``).
+        conditions_seed: Seed of the latency and error-rate draws; ``None`` uses ``seed``.
     """
 
     seed: int = 20250321
@@ -65,3 +71,5 @@ class SimConfig:
     holidays: frozenset[date] = field(default_factory=frozenset)
     history_days: int = 730
     kiwoom_intraday_history_days: int = 5
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    conditions_seed: int | None = None

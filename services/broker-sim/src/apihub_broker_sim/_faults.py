@@ -19,7 +19,8 @@ kind            answer
 ``reset``       drop the connection; clients see a transport error
 ==============  ==========================================================================
 
-Any action may also carry ``delay_ms``, applied before it.
+Any action may also carry ``delay_ms``, applied before it. The match and action parsers
+are shared with the standing conditions of ``_conditions`` (error rates, outages).
 """
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ from typing import Any
 
 from ._recorder import CallContext
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultBook", "FaultSpecError"]
+__all__ = [
+    "FAULT_KINDS",
+    "Fault",
+    "FaultAction",
+    "FaultBook",
+    "FaultSpecError",
+    "call_matches",
+    "match_view",
+    "parse_action",
+    "parse_match",
+]
 
 FAULT_KINDS = frozenset(
     {
@@ -49,8 +60,85 @@ FAULT_KINDS = frozenset(
 _MATCH_KEYS = frozenset({"provider", "tr_id", "api_id", "path", "method", "appkey"})
 
 
-class FaultSpecError(Exception):
-    """A fault spec posted to the admin API is malformed."""
+class FaultSpecError(ValueError):
+    """A fault (or condition) spec posted to the admin API is malformed."""
+
+
+@dataclass(frozen=True)
+class FaultAction:
+    """What an injected fault answers; shared by armed faults, error rates and outages."""
+
+    kind: str
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_ms: float = 0.0
+
+
+def parse_match(raw: Any) -> dict[str, str]:
+    """Validate a ``match`` object (missing means "every broker call")."""
+    match = {} if raw is None else raw
+    if not isinstance(match, dict) or not set(match) <= _MATCH_KEYS:
+        raise FaultSpecError(f"match must be an object with keys from {sorted(_MATCH_KEYS)}")
+    if not all(isinstance(v, str) for v in match.values()):
+        raise FaultSpecError("match values must be strings")
+    return dict(match)
+
+
+def parse_action(raw: Any) -> FaultAction:
+    """Validate an ``action``: an object with ``kind``, or just the kind name."""
+    action = {"kind": raw} if isinstance(raw, str) else raw
+    if not isinstance(action, dict):
+        raise FaultSpecError("action must be an object or a kind name")
+    kind = action.get("kind")
+    if kind not in FAULT_KINDS:
+        raise FaultSpecError(f"action.kind must be one of {sorted(FAULT_KINDS)}")
+    status = action.get("status")
+    if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+        raise FaultSpecError("action.status must be an HTTP status code")
+    if kind == "error" and status is None:
+        raise FaultSpecError("an error action needs a status")
+    headers = action.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise FaultSpecError("action.headers must map strings to strings")
+    delay_ms = action.get("delay_ms", 0)
+    if not isinstance(delay_ms, int | float) or isinstance(delay_ms, bool) or delay_ms < 0:
+        raise FaultSpecError("action.delay_ms must be a non-negative number")
+    return FaultAction(
+        kind=str(kind),
+        status=status,
+        body=action.get("body"),
+        headers=dict(headers),
+        delay_ms=float(delay_ms),
+    )
+
+
+def call_matches(match: dict[str, str], ctx: CallContext) -> bool:
+    """Whether the call ``ctx`` satisfies every key of ``match``."""
+    for key, wanted in match.items():
+        if key == "provider":
+            if ctx.provider.upper() != wanted.upper():
+                return False
+        elif key in ("tr_id", "api_id"):
+            if ctx.tr_id != wanted:
+                return False
+        elif key == "path":
+            hit = ctx.path.startswith(wanted[:-1]) if wanted.endswith("*") else ctx.path == wanted
+            if not hit:
+                return False
+        elif key == "method":
+            if ctx.method.upper() != wanted.upper():
+                return False
+        elif key == "appkey" and ctx.appkey != wanted:
+            return False
+    return True
+
+
+def match_view(match: dict[str, str]) -> dict[str, str]:
+    """``match`` as the admin API shows it: the raw appkey is never echoed back."""
+    return {k: ("***" if k == "appkey" else v) for k, v in match.items()}
 
 
 @dataclass
@@ -60,45 +148,22 @@ class Fault:
     id: int
     match: dict[str, str]
     remaining: int
-    kind: str
-    status: int | None = None
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_ms: float = 0.0
+    action: FaultAction
     fired: int = 0
 
     def matches(self, ctx: CallContext) -> bool:
         """Whether this fault applies to the call ``ctx``."""
-        for key, wanted in self.match.items():
-            if key == "provider":
-                if ctx.provider.upper() != wanted.upper():
-                    return False
-            elif key in ("tr_id", "api_id"):
-                if ctx.tr_id != wanted:
-                    return False
-            elif key == "path":
-                hit = (
-                    ctx.path.startswith(wanted[:-1]) if wanted.endswith("*") else ctx.path == wanted
-                )
-                if not hit:
-                    return False
-            elif key == "method":
-                if ctx.method.upper() != wanted.upper():
-                    return False
-            elif key == "appkey" and ctx.appkey != wanted:
-                return False
-        return True
+        return call_matches(self.match, ctx)
 
     def to_json(self) -> dict[str, Any]:
         """The admin API's view; the appkey a fault matches on is not echoed back."""
-        match = {k: ("***" if k == "appkey" else v) for k, v in self.match.items()}
         return {
             "id": self.id,
-            "match": match,
+            "match": match_view(self.match),
             "remaining": self.remaining,
-            "kind": self.kind,
-            "status": self.status,
-            "delay_ms": self.delay_ms,
+            "kind": self.action.kind,
+            "status": self.action.status,
+            "delay_ms": self.action.delay_ms,
             "fired": self.fired,
         }
 
@@ -116,46 +181,13 @@ class FaultBook:
         """Arm a fault from its JSON spec; raises :class:`FaultSpecError` if it is malformed."""
         if not isinstance(spec, dict):
             raise FaultSpecError("fault spec must be a JSON object")
-        match = spec.get("match", {})
-        if not isinstance(match, dict) or not set(match) <= _MATCH_KEYS:
-            raise FaultSpecError(f"match must be an object with keys from {sorted(_MATCH_KEYS)}")
-        if not all(isinstance(v, str) for v in match.values()):
-            raise FaultSpecError("match values must be strings")
+        match = parse_match(spec.get("match"))
         count = spec.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count == 0 or count < -1:
             raise FaultSpecError("count must be a positive integer or -1")
-        action = spec.get("action", {})
-        if isinstance(action, str):
-            action = {"kind": action}
-        if not isinstance(action, dict):
-            raise FaultSpecError("action must be an object or a kind name")
-        kind = action.get("kind")
-        if kind not in FAULT_KINDS:
-            raise FaultSpecError(f"action.kind must be one of {sorted(FAULT_KINDS)}")
-        status = action.get("status")
-        if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
-            raise FaultSpecError("action.status must be an HTTP status code")
-        if kind == "error" and status is None:
-            raise FaultSpecError("an error action needs a status")
-        headers = action.get("headers", {})
-        if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise FaultSpecError("action.headers must map strings to strings")
-        delay_ms = action.get("delay_ms", 0)
-        if not isinstance(delay_ms, int | float) or isinstance(delay_ms, bool) or delay_ms < 0:
-            raise FaultSpecError("action.delay_ms must be a non-negative number")
+        action = parse_action(spec.get("action", {}))
         with self._lock:
-            fault = Fault(
-                id=self._next_id,
-                match=dict(match),
-                remaining=count,
-                kind=kind,
-                status=status,
-                body=action.get("body"),
-                headers=dict(headers),
-                delay_ms=float(delay_ms),
-            )
+            fault = Fault(id=self._next_id, match=match, remaining=count, action=action)
             self._next_id += 1
             self._faults.append(fault)
             return fault

@@ -1,7 +1,15 @@
 """What every broker request goes through before and after its handler.
 
-Order: identify the caller -> fire a matching fault -> rate limit -> handler -> record.
-Faults come first so a test can force, say, ``EGW00121`` on a call whose token is fine.
+Order: identify the caller -> injected latency -> outage -> armed fault -> error rate ->
+rate limit -> handler -> record.
+
+The latency models the one-way trip to the broker, so everything after it happens at the
+call's *arrival*: the rate window and the recorder's one-second windows count arrival
+times. Those differ from the client's send times; that is what makes client-side limiting
+hard, and what the latency conditions exist to reproduce.
+An outage comes before armed faults so it does not consume them (a fault armed for "the
+first call after the outage" still fires then). Injected answers come before rate limits
+and validation so a test can force, say, ``EGW00121`` on a call whose token is fine.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._faults import Fault
+from ._faults import FaultAction
 from ._http import (
     KIWOOM_MEDIA_TYPE,
     DropConnectionResponse,
@@ -71,22 +79,19 @@ def broker_route(
     """A Starlette route whose endpoint runs ``handler`` inside the common pipeline."""
 
     async def endpoint(request: Request) -> Response:
-        started = time.monotonic()
         ctx = CallContext(provider=provider, method=request.method, path=path)
         await _identify(state, request, ctx)
-        response: Response | None = None
-        fault = state.faults.take(ctx)
-        if fault is not None:
-            ctx.fault = fault.kind
-            if fault.delay_ms:
-                await anyio.sleep(fault.delay_ms / 1000.0)
-            response = _fault_response(state, fault, ctx)
+        ctx.latency_ms = state.conditions.latency_ms(ctx)
+        if ctx.latency_ms:
+            await anyio.sleep(ctx.latency_ms / 1000.0)
+        arrived = time.monotonic()
+        response = await _injected(state, ctx)
         if response is None and rate_limited:
             response = _rate_limit(state, ctx)
         if response is None:
             response = await handler(request, ctx)
         ctx.status = 0 if isinstance(response, DropConnectionResponse) else response.status_code
-        state.recorder.record(ctx, state.clock.now(), started)
+        state.recorder.record(ctx, state.clock.now(), arrived)
         return response
 
     return Route(path, endpoint, methods=methods)
@@ -106,7 +111,25 @@ async def _identify(state: SimState, request: Request, ctx: CallContext) -> None
             ctx.appkey = str(body["appkey"])
 
 
-def _fault_response(state: SimState, fault: Fault, ctx: CallContext) -> Response | None:
+async def _injected(state: SimState, ctx: CallContext) -> Response | None:
+    """The answer of an outage, armed fault or error-rate hit (``None``: answer normally)."""
+    action: FaultAction | None = state.conditions.outage_for(ctx)
+    source = "outage"
+    if action is None:
+        fault = state.faults.take(ctx)
+        action, source = (fault.action, "fault") if fault is not None else (None, "")
+    if action is None:
+        action, source = state.conditions.error_for(ctx), "error_rate"
+    if action is None:
+        return None
+    ctx.fault = action.kind
+    ctx.fault_source = source
+    if action.delay_ms:
+        await anyio.sleep(action.delay_ms / 1000.0)
+    return _fault_response(state, action, ctx)
+
+
+def _fault_response(state: SimState, fault: FaultAction, ctx: CallContext) -> Response | None:
     kind = fault.kind
     limit_status = state.config.kis_rate_limit_status
     if kind == "delay":
@@ -144,9 +167,11 @@ def _rate_limit(state: SimState, ctx: CallContext) -> Response | None:
     if ctx.provider == KIS:
         if state.kis_limiter.allow(ctx.appkey):
             return None
+        ctx.rate_limited = True
         return kis_envelope_error(ctx, state.config.kis_rate_limit_status, "EGW00201", _EGW00201)
     if state.kiwoom_limiter.allow((ctx.appkey, ctx.tr_id)):
         return None
+    ctx.rate_limited = True
     return kiwoom_1700(ctx, state.config.kiwoom_rate_limit_status)
 
 

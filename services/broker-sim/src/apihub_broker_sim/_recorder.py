@@ -28,7 +28,9 @@ class CallContext:
     """What one broker request was, filled in as it is handled.
 
     ``appkey`` holds the raw key only so faults and rate limits can match on it; the
-    recorder keeps just its fingerprint.
+    recorder keeps just its fingerprint. ``fault_source`` says what injected ``fault``
+    (``"fault"``, ``"error_rate"`` or ``"outage"``); ``rate_limited`` marks a rejection by
+    the simulator's own rate limiter, as opposed to an injected ``EGW00201``/``1700``.
     """
 
     provider: str
@@ -39,11 +41,14 @@ class CallContext:
     status: int = 0
     error_code: str = ""
     fault: str = ""
+    fault_source: str = ""
+    latency_ms: float = 0.0
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One recorded call."""
+    """One recorded call; ``mono`` is its arrival (after any injected latency)."""
 
     seq: int
     time: str
@@ -56,6 +61,9 @@ class CallRecord:
     status: int
     error_code: str
     fault: str
+    fault_source: str
+    rate_limited: bool
+    latency_ms: float
     duration_ms: float
 
     def to_json(self) -> dict[str, Any]:
@@ -71,6 +79,9 @@ class CallRecord:
             "status": self.status,
             "error_code": self.error_code,
             "fault": self.fault,
+            "fault_source": self.fault_source,
+            "rate_limited": self.rate_limited,
+            "latency_ms": self.latency_ms,
             "duration_ms": self.duration_ms,
         }
 
@@ -90,15 +101,20 @@ class Recorder:
         self._calls: list[CallRecord] = []
         self._tokens: defaultdict[str, _TokenCounts] = defaultdict(_TokenCounts)
 
-    def record(self, ctx: CallContext, sim_time: datetime, started: float) -> None:
-        """Append the finished call ``ctx``; ``started`` is its ``time.monotonic()`` start."""
+    def record(self, ctx: CallContext, sim_time: datetime, arrived: float) -> None:
+        """Append the finished call ``ctx``.
+
+        ``arrived`` is the ``time.monotonic()`` at which the call reached the "broker", i.e.
+        after the injected one-way latency (``ctx.latency_ms``); ``duration_ms`` runs from
+        there, so it is the time spent at the broker, not the client's round trip.
+        """
         now = time.monotonic()
         with self._lock:
             self._calls.append(
                 CallRecord(
                     seq=len(self._calls) + 1,
                     time=sim_time.isoformat(),
-                    mono=started,
+                    mono=arrived,
                     provider=ctx.provider,
                     method=ctx.method,
                     path=ctx.path,
@@ -107,7 +123,10 @@ class Recorder:
                     status=ctx.status,
                     error_code=ctx.error_code,
                     fault=ctx.fault,
-                    duration_ms=round((now - started) * 1000.0, 3),
+                    fault_source=ctx.fault_source,
+                    rate_limited=ctx.rate_limited,
+                    latency_ms=ctx.latency_ms,
+                    duration_ms=round((now - arrived) * 1000.0, 3),
                 )
             )
 
@@ -133,11 +152,14 @@ class Recorder:
             self._tokens.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Aggregates for assertions: token counts and the busiest one-second window.
+        """Aggregates for assertions: token counts, the busiest one-second window, rejections.
 
         Windows use the host's monotonic clock, not the simulated one, because rate limits
-        are about real request pacing. Token endpoints (``/oauth2/...``) are left out of the
-        window counts since they are throttled separately.
+        are about real request pacing, and they count calls at their *arrival* (after the
+        injected latency), which is what the broker's limiter sees. Every arrival counts,
+        rejected or not. Token endpoints (``/oauth2/...``) are left out of the window counts
+        since they are throttled separately. Per-key maps are keyed ``provider:fingerprint``
+        and, for Kiwoom, also ``provider:fingerprint:api-id`` (its limits are per api-id).
         """
         calls = self.calls()
         with self._lock:
@@ -146,9 +168,10 @@ class Recorder:
         data_calls = [c for c in calls if not c.path.startswith("/oauth2/")]
         by_key: defaultdict[str, list[float]] = defaultdict(list)
         for call in data_calls:
-            by_key[f"{call.provider}:{call.appkey}"].append(call.mono)
-            if call.provider == "KIWOOM":
-                by_key[f"{call.provider}:{call.appkey}:{call.tr_id}"].append(call.mono)
+            for key in _keys(call):
+                by_key[key].append(call.mono)
+        limited = [c for c in calls if c.rate_limited]
+        outage = [c for c in calls if c.fault_source == "outage"]
         return {
             "total_calls": len(calls),
             "calls_by_provider": dict(Counter(c.provider for c in calls)),
@@ -159,7 +182,24 @@ class Recorder:
             "max_calls_in_any_1s_window_by_key": {
                 key: _max_in_window(stamps) for key, stamps in sorted(by_key.items())
             },
+            "rate_limit_rejections": len(limited),
+            "rate_limit_rejections_by_key": _count_by_key(limited),
+            "outage_calls": len(outage),
+            "outage_calls_by_key": _count_by_key(outage),
+            "faults_by_source": dict(Counter(c.fault_source for c in calls if c.fault_source)),
         }
+
+
+def _keys(call: CallRecord) -> list[str]:
+    keys = [f"{call.provider}:{call.appkey}"]
+    if call.provider == "KIWOOM":
+        keys.append(f"{call.provider}:{call.appkey}:{call.tr_id}")
+    return keys
+
+
+def _count_by_key(calls: list[CallRecord]) -> dict[str, int]:
+    counts = Counter(key for call in calls for key in _keys(call))
+    return dict(sorted(counts.items()))
 
 
 def _max_in_window(stamps: list[float], width: float = 1.0) -> int:

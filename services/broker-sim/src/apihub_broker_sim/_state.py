@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._clock import SimClock
+from ._conditions import ConditionBook
 from ._config import SimConfig
 from ._faults import FaultBook
 from ._limits import SlidingWindowLimiter
@@ -37,7 +38,11 @@ class OrderRecord:
 
 
 class SimState:
-    """Everything one simulator instance knows: clock, market, tokens, faults, log."""
+    """Everything one simulator instance knows: clock, market, tokens, faults, log.
+
+    ``conditions`` holds the standing latency / error-rate / outage conditions; a
+    malformed ``SimConfig.conditions`` entry raises ``ValueError`` here.
+    """
 
     def __init__(self, config: SimConfig, clock: SimClock) -> None:
         """Assemble the stores for ``config`` around ``clock``."""
@@ -46,6 +51,8 @@ class SimState:
         self.market = Market(config.seed, frozenset(config.holidays), config.history_days)
         self.tokens = TokenStore(config, clock)
         self.faults = FaultBook()
+        seed = config.seed if config.conditions_seed is None else config.conditions_seed
+        self.conditions = ConditionBook(seed, config.conditions)
         self.recorder = Recorder()
         self.kis_limiter = SlidingWindowLimiter(config.kis_rate_limit_per_s)
         self.kiwoom_limiter = SlidingWindowLimiter(config.kiwoom_rate_limit_per_s)
@@ -75,10 +82,15 @@ class SimState:
         return self.config.apps.get(appkey, "")
 
     def reset(self) -> None:
-        """Clear the log, tokens, faults, rate windows and orders (not the clock)."""
+        """Clear the log, tokens, faults, rate windows and orders (not the clock).
+
+        Conditions go back to ``SimConfig.conditions`` with their seed, so a run after a
+        reset sees the same delays and errors as the first.
+        """
         self.recorder.clear()
         self.tokens.reset()
         self.faults.clear()
+        self.conditions.reset()
         self.kis_limiter.reset()
         self.kiwoom_limiter.reset()
         with self._lock:
