@@ -140,3 +140,29 @@ async def test_an_order_goes_through(hub: HubClient, dispatcher: Dispatcher) -> 
     response = await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
     assert response.body["msg_cd"] == "APBK0013"
     assert response.body["output"]["ODNO"]
+
+
+async def test_a_refused_token_issuance_is_waited_out_not_hammered(
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
+) -> None:
+    fault = {"match": {"path": "/oauth2/tokenP"}, "count": -1, "action": {"kind": "egw00133"}}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    for _ in range(3):
+        with pytest.raises(UpstreamRateLimited) as caught:
+            await hub.execute("KIS", "FHKST01010100", PRICE)
+        assert caught.value.code == "EGW00133"
+    calls = (await sim_admin.get("/__sim/calls")).json()
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    assert [c["path"] for c in calls] == ["/oauth2/tokenP"], "asked the broker once, not 9 times"
+
+
+async def test_an_order_whose_token_could_not_be_had_was_not_sent(
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
+) -> None:
+    fault = {"match": {"path": "/oauth2/tokenP"}, "count": -1, "action": {"kind": "reset"}}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    with pytest.raises(UpstreamTransient):
+        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    assert calls == []

@@ -220,8 +220,9 @@ class Dispatcher:
             if isinstance(error, UpstreamAuthError) and token is not None:
                 await self._tokens.invalidate(account, token)
             if spec.is_order:
-                if isinstance(error, UpstreamTransient):
+                if isinstance(error, UpstreamTransient) and token is not None:
                     # A network failure or timeout after sending: the broker may have the order.
+                    # (Without a token the order never left: that failure is reported as is.)
                     return self._failed(
                         request,
                         "outcome_unknown",

@@ -15,12 +15,16 @@ from typing import Protocol
 import anyio
 
 from apihub_brokers import AccessToken, BrokerClient
-from apihub_core import AccountConfig, Provider
+from apihub_core import AccountConfig, Provider, UpstreamRateLimited
 
 log = logging.getLogger("apihub.dispatcher.tokens")
 
 REFRESH_BEFORE_S = 300.0
 """A cached token this close to expiry is replaced before use."""
+
+ISSUANCE_BACKOFF_S = 60.0
+"""After KIS refuses an issuance (EGW00133, one per app key per minute), ask again only after
+this long: every request in between fails fast instead of hammering the token endpoint."""
 
 
 class TokenSource(Protocol):
@@ -46,6 +50,7 @@ class LocalTokenCache:
         self._clients = clients
         self._tokens: dict[tuple[Provider, str], AccessToken] = {}
         self._locks: dict[tuple[Provider, str], anyio.Lock] = {}
+        self._refused_until: dict[tuple[Provider, str], float] = {}
         self.issued = 0
 
     async def get(self, account: AccountConfig) -> AccessToken:
@@ -59,7 +64,7 @@ class LocalTokenCache:
             token = self._tokens.get(key)
             if token is not None and token.expires_in() > REFRESH_BEFORE_S:
                 return token
-            token = await self._clients[account.provider].issue_token(account)
+            token = await self._issue(key, account)
             self.issued += 1
             self._tokens[key] = token
             log.info(
@@ -70,6 +75,27 @@ class LocalTokenCache:
                 token.expires_at.astimezone(UTC).isoformat(timespec="seconds"),
             )
             return token
+
+    async def _issue(self, key: tuple[Provider, str], account: AccountConfig) -> AccessToken:
+        wait = self._refused_until.get(key, 0.0) - anyio.current_time()
+        if wait > 0:
+            raise UpstreamRateLimited(
+                f"token issuance was refused by the broker; not asking again for {wait:.0f} s",
+                code="EGW00133",
+                provider=account.provider.value,
+            )
+        try:
+            return await self._clients[account.provider].issue_token(account)
+        except UpstreamRateLimited as exc:
+            if exc.code == "EGW00133":
+                self._refused_until[key] = anyio.current_time() + ISSUANCE_BACKOFF_S
+                log.warning(
+                    "%s refused a token for account %s (EGW00133); waiting %.0f s",
+                    account.provider.value,
+                    account.name,
+                    ISSUANCE_BACKOFF_S,
+                )
+            raise
 
     async def invalidate(self, account: AccountConfig, token: AccessToken) -> None:
         """Forget ``token`` if it is still the cached one (a newer token is kept)."""
