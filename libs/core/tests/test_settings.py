@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from apihub_core import (
+    AccountRate,
     AccountConfig,
     ConfigurationError,
     DispatcherSettings,
@@ -317,6 +318,7 @@ def test_toml_accounts_read_credentials_from_the_named_variables(tmp_path: Path)
         base_url=KIS_REAL,
         virtual=False,
         account_no="87654321-01",
+        rate=AccountRate(per_second=18),
     )
     assert trading.app_key.reveal() == "kis-key"
     assert trading.app_secret.reveal() == "kis-secret"
@@ -436,3 +438,71 @@ def test_settings_default_constructor_is_empty() -> None:
     settings = Settings()
     assert settings.accounts == {}
     assert settings.gatekeeper_url is None
+
+
+def test_rate_defaults_follow_the_brokers_published_limits(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+        [accounts.kis.paper]
+        app_key_env = "K"
+        app_secret_env = "S"
+        virtual = true
+
+        [accounts.kis.fast]
+        app_key_env = "K"
+        app_secret_env = "S"
+        rate_per_s = 10
+        rate_per_min = 500
+
+        [accounts.kiwoom.default]
+        rate_per_api_id_per_s = 4
+        """,
+    )
+    settings = load_settings(env={"K": "k", "S": "s"}, config_path=path)
+    assert settings.account(Provider.KIS).rate == AccountRate(per_second=18)
+    assert settings.account(Provider.KIS, "paper").rate == AccountRate(per_second=1)
+    assert settings.account(Provider.KIS, "fast").rate == AccountRate(
+        per_second=10, per_minute=500
+    )
+    kiwoom = settings.account(Provider.KIWOOM)
+    assert kiwoom.demo is True
+    assert kiwoom.rate == AccountRate(per_second=5, per_api_id_per_second=4)
+
+
+def test_rate_from_the_environment_and_refused_when_not_positive() -> None:
+    settings = load_settings(env={"APIHUB_KIS_RATE_PER_S": "3", "APIHUB_KIS_RATE_PER_MIN": "100"})
+    assert settings.account(Provider.KIS).rate == AccountRate(per_second=3, per_minute=100)
+    with pytest.raises(ConfigurationError, match="must be positive"):
+        load_settings(env={"APIHUB_KIS_RATE_PER_S": "0"})
+    with pytest.raises(ConfigurationError, match="whole number"):
+        load_settings(env={"APIHUB_KIWOOM_RATE_PER_API_ID_PER_S": "fast"})
+
+
+def test_default_account_section_may_not_hold_credentials(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[accounts.kis.default]\napp_key = "x"\n')
+    with pytest.raises(ConfigurationError, match="must not hold credentials"):
+        load_settings(env={}, config_path=path)
+
+
+def test_governance_sections_are_read_and_checked(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+        [rate_limiter]
+        penalty_ms = 250
+        [breaker]
+        failure_threshold = 3
+        open_s = 10
+        [token_keeper]
+        refresh_before_s = 600
+        """,
+    )
+    settings = load_settings(env={}, config_path=path)
+    assert settings.rate_limiter.penalty_ms == 250
+    assert settings.breaker.failure_threshold == 3
+    assert settings.breaker.open_s == 10
+    assert settings.token_keeper.refresh_before_s == 600
+    bad = write_toml(tmp_path, "[breaker]\nthreshold = 3\n")
+    with pytest.raises(ConfigurationError, match=r"unknown \[breaker\] settings: threshold"):
+        load_settings(env={}, config_path=bad)

@@ -14,11 +14,16 @@ from ._catalog import TrSpec
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
-    """An access token of one app key; ``expires_at`` is timezone-aware UTC."""
+    """An access token of one app key; ``expires_at`` is timezone-aware UTC.
+
+    ``fence`` is the fence number under which the token-keeper stored it (0 for a token fresh
+    from the broker): an invalidation names it so the keeper replaces each token only once.
+    """
 
     value: Secret
     expires_at: datetime
     token_type: str = "Bearer"  # noqa: S105  (a scheme name)
+    fence: int = 0
 
     def expires_in(self, now: datetime | None = None) -> float:
         """Seconds until the token expires (negative once it has)."""

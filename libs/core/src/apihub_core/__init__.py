@@ -4,7 +4,14 @@ Services meet only through the streams named in :class:`Keys`, carrying the even
 """
 
 from ._client import HubClient, Response, raise_for_failure
-from ._codec import EntryDecodeError, decode_any, decode_outcome, decode_request, encode_entry
+from ._codec import (
+    EntryDecodeError,
+    decode_any,
+    decode_outcome,
+    decode_request,
+    decode_token_event,
+    encode_entry,
+)
 from ._consumer import Delivery, StreamConsumer, consumer_name, ensure_group
 from ._dead_letter import dead_letter_event
 from ._embedded_redis import (
@@ -16,6 +23,7 @@ from ._embedded_redis import (
     redis_server_version,
 )
 from ._errors import (
+    CircuitOpen,
     ConfigurationError,
     ErrorClass,
     HubError,
@@ -33,25 +41,52 @@ from ._errors import (
 from ._events import (
     SCHEMA_VERSION,
     AnyEvent,
+    BreakerState,
+    BreakerStateChanged,
     DeadLettered,
     Event,
     Outcome,
+    RateLimitEvent,
+    RateLimitRejected,
+    RateLimitWaited,
     RequestFailed,
     RequestSubmitted,
     ResponseReceived,
+    TokenEvent,
+    TokenFailed,
+    TokenInvalidated,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRequested,
+    UpstreamRateLimitHit,
     now_ms,
 )
 from ._keys import Keys
 from ._providers import PRIORITIES, Priority, Provider
 from ._secret import Secret
-from ._settings import AccountConfig, DispatcherSettings, Settings, load_settings
+from ._settings import (
+    AccountConfig,
+    AccountRate,
+    BreakerSettings,
+    DispatcherSettings,
+    RateLimiterSettings,
+    Settings,
+    TokenKeeperSettings,
+    default_rate,
+    load_settings,
+)
 from ._sync_client import SyncHubClient
 
 __all__ = [
     "PRIORITIES",
     "SCHEMA_VERSION",
     "AccountConfig",
+    "AccountRate",
     "AnyEvent",
+    "BreakerSettings",
+    "BreakerState",
+    "BreakerStateChanged",
+    "CircuitOpen",
     "ConfigurationError",
     "DeadLettered",
     "Delivery",
@@ -69,6 +104,10 @@ __all__ = [
     "OutcomeUnknown",
     "Priority",
     "Provider",
+    "RateLimitEvent",
+    "RateLimitRejected",
+    "RateLimitWaited",
+    "RateLimiterSettings",
     "RedisServerNotFound",
     "RequestFailed",
     "RequestInvalid",
@@ -80,8 +119,16 @@ __all__ = [
     "Settings",
     "StreamConsumer",
     "SyncHubClient",
+    "TokenEvent",
+    "TokenFailed",
+    "TokenInvalidated",
+    "TokenIssued",
+    "TokenKeeperSettings",
+    "TokenRefreshed",
+    "TokenRequested",
     "UpstreamAuthError",
     "UpstreamError",
+    "UpstreamRateLimitHit",
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTransient",
@@ -90,6 +137,8 @@ __all__ = [
     "decode_any",
     "decode_outcome",
     "decode_request",
+    "decode_token_event",
+    "default_rate",
     "discover_redis_url",
     "encode_entry",
     "ensure_group",

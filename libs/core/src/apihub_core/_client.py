@@ -48,8 +48,10 @@ class Response:
     """A successful broker answer as the caller sees it.
 
     ``body`` is the broker's JSON, parsed; ``headers`` the broker headers that matter for paging
-    (KIS ``tr_cont``, Kiwoom ``cont-yn``/``next-key``). Pass ``has_more``/``next_key`` back into
-    :meth:`HubClient.execute` (``cont=True, next_key=...``) to fetch the next page.
+    (KIS ``tr_cont``, Kiwoom ``cont-yn``/``next-key``). ``replay_of`` names the earlier request
+    whose answer this is, when both carried the same idempotency key. Pass ``has_more`` and
+    ``next_key`` back into :meth:`HubClient.execute` (``cont=True, next_key=...``) to fetch the
+    next page.
     """
 
     request_id: str
@@ -63,6 +65,7 @@ class Response:
     next_key: str = ""
     elapsed_ms: float = 0.0
     attempts: int = 1
+    replay_of: str | None = None
 
     @classmethod
     def from_event(cls, event: ResponseReceived) -> Response:
@@ -79,12 +82,13 @@ class Response:
             next_key=event.next_key,
             elapsed_ms=event.elapsed_ms,
             attempts=event.attempts,
+            replay_of=event.replay_of,
         )
 
 
 def raise_for_failure(event: RequestFailed) -> None:
     """Raise the typed :class:`~apihub_core.HubError` a ``RequestFailed`` event stands for."""
-    exc_type = error_type_for(event.error_class)
+    exc_type = error_type_for(event.error_class, event.code)
     context: dict[str, Any] = {
         "request_id": event.request_id,
         "provider": event.provider,

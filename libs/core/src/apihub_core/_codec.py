@@ -12,7 +12,14 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from ._events import AnyEvent, Event, Outcome, RequestSubmitted, event_type_name
+from ._events import (
+    AnyEvent,
+    Event,
+    Outcome,
+    RequestSubmitted,
+    TokenEvent,
+    event_type_name,
+)
 
 DATA_FIELD: Final = "data"
 TYPE_FIELD: Final = "type"
@@ -23,6 +30,7 @@ _encoder = msgspec.json.Encoder()
 _any_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 _outcome_decoder: msgspec.json.Decoder[Outcome] = msgspec.json.Decoder(Outcome)
 _request_decoder = msgspec.json.Decoder(RequestSubmitted)
+_token_decoder: msgspec.json.Decoder[TokenEvent] = msgspec.json.Decoder(TokenEvent)
 
 
 EntryFields = dict[Any, Any]
@@ -76,6 +84,11 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes) -> _T:
 def decode_request(fields: Mapping[bytes, bytes]) -> RequestSubmitted:
     """Decode a request-stream entry; raises :class:`EntryDecodeError` with a reason."""
     return _decode(_request_decoder, _data_of(fields))
+
+
+def decode_token_event(fields: Mapping[bytes, bytes]) -> TokenEvent:
+    """Decode a token-stream entry; raises :class:`EntryDecodeError` with a reason."""
+    return _decode(_token_decoder, _data_of(fields))
 
 
 def decode_outcome(fields: Mapping[bytes, bytes]) -> Outcome:

@@ -7,6 +7,7 @@
     ├── RequestTimeout          retryable  no answer within the caller's deadline
     ├── OutcomeUnknown          fatal      an order may have reached the broker: reconcile
     ├── HubUnavailable          retryable  Redis (the hub itself) could not be reached
+    │   └── CircuitOpen         retryable  the broker endpoint's shared breaker is open
     ├── ConfigurationError      fatal      settings are missing or contradictory
     └── UpstreamError           the broker answered with an error (its code and message)
         ├── UpstreamTransient   retryable  network failure, timeout, 5xx without a code
@@ -111,6 +112,14 @@ class HubUnavailable(HubError):
     retryable = True
 
 
+class CircuitOpen(HubUnavailable):
+    """The shared circuit breaker of this endpoint family is open: the broker is failing and
+    the hub is not calling it until a probe succeeds. On the wire: ``unavailable`` with code
+    ``APIHUB-CIRCUIT-OPEN``."""
+
+    wire_code: ClassVar[str] = "APIHUB-CIRCUIT-OPEN"
+
+
 class ConfigurationError(HubError):
     """Settings are missing or contradictory (raised at start-up, never per request)."""
 
@@ -179,6 +188,13 @@ _BY_CLASS: dict[ErrorClass, type[HubError]] = {
 }
 
 
-def error_type_for(error_class: ErrorClass) -> type[HubError]:
-    """The exception type a caller receives for a failure of ``error_class``."""
+_BY_CODE: dict[str, type[HubError]] = {CircuitOpen.wire_code: CircuitOpen}
+
+
+def error_type_for(error_class: ErrorClass, code: str = "") -> type[HubError]:
+    """The exception type a caller receives for a failure of ``error_class`` (and ``code``:
+    some hub codes name a narrower type, e.g. ``APIHUB-CIRCUIT-OPEN`` → :class:`CircuitOpen`)."""
+    narrower = _BY_CODE.get(code)
+    if narrower is not None and issubclass(narrower, _BY_CLASS[error_class]):
+        return narrower
     return _BY_CLASS[error_class]

@@ -9,7 +9,7 @@ newer reader decodes an older one (missing fields take their defaults).
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -57,6 +57,9 @@ class RequestSubmitted(Event, frozen=True, kw_only=True, tag="request.submitted"
 class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"):
     """The broker answered successfully. ``body`` is the broker's JSON exactly as received.
 
+    ``replay_of`` is set when this answer was not fetched for this request but copied from the
+    earlier request with the same idempotency key (its request id): one upstream call, one answer.
+
     ``headers`` keeps only the headers that matter to a caller (KIS ``tr_id``/``tr_cont``/
     ``gt_uid``; Kiwoom ``api-id``/``cont-yn``/``next-key``). ``has_more``/``next_key`` say whether
     and how to ask for the next page.
@@ -74,6 +77,7 @@ class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"
     received_at_ms: int = 0
     elapsed_ms: float = 0.0
     attempts: int = 1
+    replay_of: str | None = None
 
 
 class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
@@ -94,6 +98,7 @@ class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
     retryable: bool = False
     failed_at_ms: int = 0
     attempts: int = 0
+    replay_of: str | None = None
 
 
 class DeadLettered(Event, frozen=True, kw_only=True, tag="request.dead_lettered"):
@@ -111,7 +116,158 @@ class DeadLettered(Event, frozen=True, kw_only=True, tag="request.dead_lettered"
     dead_lettered_at_ms: int = 0
 
 
-AnyEvent = RequestSubmitted | ResponseReceived | RequestFailed | DeadLettered
+# -- the token stream (``Keys.tokens``) ---------------------------------------------------------
+# Never the token itself: only which (provider, account), its fence number and its lifetime.
+
+
+class TokenRequested(Event, frozen=True, kw_only=True, tag="token.requested"):
+    """A dispatcher found no usable token for an account and asks the token-keeper for one."""
+
+    provider: str
+    account: str
+    requested_by: str = ""
+    requested_at_ms: int = 0
+
+
+class TokenInvalidated(Event, frozen=True, kw_only=True, tag="token.invalidated"):
+    """The broker rejected the token written under ``fence`` (EGW00121/EGW00123, Kiwoom
+    8005/8031/8103, HTTP 401). Written by whoever saw it; the token-keeper replaces the token once
+    per fence however many report it."""
+
+    provider: str
+    account: str
+    fence: int
+    code: str = ""
+    reported_by: str = ""
+    reported_at_ms: int = 0
+
+
+class TokenIssued(Event, frozen=True, kw_only=True, tag="token.issued"):
+    """The token-keeper stored a token for an account that had none (or none still valid).
+
+    ``replaces_fence`` is the fence of the token it replaced, if any; ``reason`` says why it
+    was issued (``requested``, ``expiring``, ``invalidated``, ``startup``).
+    """
+
+    provider: str
+    account: str
+    fence: int
+    expires_at_ms: int
+    issued_at_ms: int
+    reason: str = "requested"
+    replaces_fence: int | None = None
+
+
+class TokenRefreshed(Event, frozen=True, kw_only=True, tag="token.refreshed"):
+    """The token-keeper replaced a stored token (before expiry, or after an invalidation)."""
+
+    provider: str
+    account: str
+    fence: int
+    expires_at_ms: int
+    issued_at_ms: int
+    reason: str = "expiring"
+    replaces_fence: int | None = None
+
+
+class TokenFailed(Event, frozen=True, kw_only=True, tag="token.failed"):
+    """An issuance attempt failed. ``retry_in_ms`` is when the token-keeper tries again
+    (``None``: it gave up until asked again)."""
+
+    provider: str
+    account: str
+    error_class: ErrorClass
+    code: str = ""
+    message: str = ""
+    attempt: int = 1
+    retry_in_ms: int | None = None
+    failed_at_ms: int = 0
+
+
+# -- the rate-limit stream (``Keys.rate_limits``) ------------------------------------------------
+
+
+class RateLimitWaited(Event, frozen=True, kw_only=True, tag="rate_limit.waited"):
+    """A request waited for a permit. ``reason`` is what held it back: ``per_second``,
+    ``per_minute`` (a window was full), ``priority`` (a higher class went first) or
+    ``backoff`` (the budget is backing off after an upstream rate error)."""
+
+    bucket: str
+    provider: str
+    account: str
+    request_id: str = ""
+    priority: Priority = "interactive"
+    reason: str
+    waited_ms: float
+    margin_ms: float = 0.0
+    at_ms: int = 0
+
+
+class RateLimitRejected(Event, frozen=True, kw_only=True, tag="rate_limit.rejected"):
+    """A request got no permit: ``deadline`` (none within its deadline) or ``unavailable``
+    (the limiter's Redis could not be reached, so the limiter failed closed)."""
+
+    bucket: str
+    provider: str
+    account: str
+    request_id: str = ""
+    priority: Priority = "interactive"
+    reason: str
+    waited_ms: float = 0.0
+    at_ms: int = 0
+
+
+class UpstreamRateLimitHit(Event, frozen=True, kw_only=True, tag="rate_limit.upstream"):
+    """The broker answered a permitted call with a rate error (EGW00201, Kiwoom 1700, HTTP 429):
+    a limiter miss. The budget backs off by ``penalty_ms`` of extra spacing and recovers."""
+
+    bucket: str
+    provider: str
+    account: str
+    request_id: str = ""
+    code: str = ""
+    penalty_ms: float = 0.0
+    at_ms: int = 0
+
+
+# -- the breaker stream (``Keys.breakers``) ------------------------------------------------------
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class BreakerStateChanged(Event, frozen=True, kw_only=True, tag="breaker.state_changed"):
+    """The shared circuit breaker of (provider, endpoint family) changed state."""
+
+    provider: str
+    family: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: str = ""
+    failures: int = 0
+    at_ms: int = 0
+
+
+TokenEvent = TokenRequested | TokenInvalidated | TokenIssued | TokenRefreshed | TokenFailed
+"""Every event of the token stream."""
+
+RateLimitEvent = RateLimitWaited | RateLimitRejected | UpstreamRateLimitHit
+"""Every event of the rate-limit stream."""
+
+AnyEvent = (
+    RequestSubmitted
+    | ResponseReceived
+    | RequestFailed
+    | DeadLettered
+    | TokenRequested
+    | TokenInvalidated
+    | TokenIssued
+    | TokenRefreshed
+    | TokenFailed
+    | RateLimitWaited
+    | RateLimitRejected
+    | UpstreamRateLimitHit
+    | BreakerStateChanged
+)
 """Every event type of vocabulary v1."""
 
 Outcome = ResponseReceived | RequestFailed

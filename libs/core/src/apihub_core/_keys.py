@@ -26,6 +26,21 @@ RESPONSE_STREAM_MAXLEN = 1_000_000
 DEAD_LETTER_MAXLEN = 100_000
 """Approximate retention of the dead-letter stream."""
 
+TOKEN_KEEPER_GROUP = "token-keeper"  # noqa: S105 - a group name
+"""Consumer group of the token-keeper service on the token stream."""
+
+TOKEN_STREAM_MAXLEN = 100_000
+"""Approximate retention of the token stream (lifecycle events and requests)."""
+
+RATE_LIMIT_STREAM_MAXLEN = 200_000
+"""Approximate retention of the rate-limit stream (waits, rejections, upstream misses)."""
+
+BREAKER_STREAM_MAXLEN = 10_000
+"""Approximate retention of the breaker stream (state changes only)."""
+
+IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+"""How long an idempotency key and its answer are remembered."""
+
 ORDER_MARKER_TTL_S = 7 * 24 * 3600
 """How long the marker of a sent order lives: long past any redelivery of its request."""
 
@@ -84,6 +99,40 @@ class Keys:
     def token_fence(self, provider: str, account: str) -> str:
         """Counter handing out fence numbers, one per acquisition of the refresh lock."""
         return f"{self.namespace}:token-fence:{provider}:{account}"
+
+    def token_issue_window(self, provider: str, account: str) -> str:
+        """Set (``NX PX window``) before every issuance: at most one per app key per window,
+        across every process of the fleet (KIS EGW00133)."""
+        return f"{self.namespace}:token-issue-window:{provider}:{account}"
+
+    @property
+    def tokens(self) -> str:
+        """Stream of token events: requests, invalidations and the token-keeper's lifecycle
+        events (issued, refreshed, failed). Never the token itself."""
+        return f"{self.namespace}:tokens"
+
+    @property
+    def rate_limits(self) -> str:
+        """Stream of rate-limit events: waits, rejections and upstream rate errors."""
+        return f"{self.namespace}:rate-limits"
+
+    @property
+    def rate_limit_prefix(self) -> str:
+        """Prefix of the gatekeeper's keys (``<prefix><bucket>:…``), on the gatekeeper Redis."""
+        return f"{self.namespace}:rl:"
+
+    def breaker(self, provider: str, family: str) -> str:
+        """Hash holding the shared circuit-breaker state of (provider, endpoint family)."""
+        return f"{self.namespace}:breaker:{provider}:{family}"
+
+    @property
+    def breakers(self) -> str:
+        """Stream of circuit-breaker state changes."""
+        return f"{self.namespace}:breakers"
+
+    def idempotency(self, provider: str, account: str, key: str) -> str:
+        """Hash of one idempotency key: the request that owns it and, once known, its answer."""
+        return f"{self.namespace}:idem:{provider}:{account}:{key}"
 
     @property
     def lock_contention(self) -> str:

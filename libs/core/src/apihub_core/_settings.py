@@ -15,6 +15,9 @@ Variable                   Meaning
                            ``_BASE_URL``, ``_VIRTUAL``, ``_ACCOUNT_NO``).
 ``APIHUB_KIWOOM_APP_KEY``  Kiwoom app key of the ``default`` account (also ``_SECRET_KEY``,
                            ``_BASE_URL``, ``_VIRTUAL``).
+``APIHUB_<P>_RATE_PER_S``  Budget of the ``default`` account per sliding second (also
+                           ``_RATE_PER_MIN``; Kiwoom ``_RATE_PER_API_ID_PER_S``).
+``APIHUB_TOKEN_KEY``       AES-256 key of the token store (else ``<data dir>/token.key``).
 ========================== =====================================================================
 """
 
@@ -26,14 +29,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from ._errors import ConfigurationError
-from ._keys import DISPATCHER_GROUP
+from ._keys import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP
 from ._providers import Provider
 from ._secret import Secret
+
+_S = TypeVar("_S")
 
 DEFAULT_NAMESPACE = "apihub"
 DEFAULT_ACCOUNT = "default"
@@ -65,6 +70,36 @@ def _demo_secret(provider: Provider, what: str, length: int) -> Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRate:
+    """The broker's budget for one app key, enforced fleet-wide by the gatekeeper.
+
+    ``per_second``/``per_minute`` cover every call of the account (REST and WebSocket alike);
+    ``per_api_id_per_second`` adds one budget per TR (Kiwoom counts per api-id). ``None`` means
+    no such limit.
+    """
+
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_api_id_per_second: int | None = None
+
+
+KIS_REAL_RATE = AccountRate(per_second=18)
+"""FACTS §A5: 18 requests per second per app key on the real service (was 20)."""
+KIS_VIRTUAL_RATE = AccountRate(per_second=1)
+"""FACTS §A5: 1 request per second on the virtual (모의) service."""
+KIWOOM_RATE = AccountRate(per_second=5, per_api_id_per_second=1)
+"""FACTS §B5: no official figure; ~1/s per api-id is reported safe and 5/s overall is the
+common folklore. Conservative on purpose: raise it in ``apihub.toml`` once measured."""
+
+
+def default_rate(provider: Provider, virtual: bool) -> AccountRate:
+    """The budget an account gets when its configuration names none."""
+    if provider is Provider.KIS:
+        return KIS_VIRTUAL_RATE if virtual else KIS_REAL_RATE
+    return KIWOOM_RATE
+
+
+@dataclass(frozen=True, slots=True)
 class AccountConfig:
     """One app key of one broker: what the dispatcher needs to call it.
 
@@ -80,6 +115,7 @@ class AccountConfig:
     virtual: bool = False
     account_no: str | None = None
     demo: bool = False
+    rate: AccountRate = field(default_factory=AccountRate)
 
     def require_base_url(self) -> str:
         """The broker URL, or a :class:`ConfigurationError` saying which variable to set."""
@@ -109,6 +145,65 @@ class DispatcherSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimiterSettings:
+    """Tuning of the gatekeeper (``[rate_limiter]`` in ``apihub.toml``).
+
+    ``initial_margin_ms`` is the extra spacing of each run of ``limit`` permits before enough
+    calls were observed to measure the jitter; afterwards the margin follows the observed
+    spread of permit-to-answer times over the last ``jitter_samples`` calls. An upstream rate
+    error adds ``penalty_ms`` of spacing that decays linearly over ``penalty_decay_s``.
+    ``priority_offsets_ms`` age requests: a request of class C competes as if it had arrived
+    ``offset[C]`` later, so higher classes go first and a waiting low class still gets served.
+    """
+
+    initial_margin_ms: float = 50.0
+    min_margin_ms: float = 2.0
+    max_margin_ms: float = 1000.0
+    jitter_samples: int = 200
+    penalty_ms: float = 100.0
+    penalty_decay_s: float = 30.0
+    priority_offsets_ms: dict[str, float] = field(
+        default_factory=lambda: {
+            "order": 0.0,
+            "interactive": 500.0,
+            "collector": 2000.0,
+            "backfill": 5000.0,
+        }
+    )
+    max_wait_s: float = 30.0
+    max_requeues: int = 5
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Tuning of the shared circuit breaker (``[breaker]`` in ``apihub.toml``)."""
+
+    failure_threshold: int = 5
+    open_s: float = 30.0
+    probe_timeout_s: float = 15.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeeperSettings:
+    """Tuning of the token-keeper (``[token_keeper]`` in ``apihub.toml``) and of how long a
+    dispatcher waits for it (``token_wait_s``)."""
+
+    refresh_before_s: float = 300.0
+    max_retries: int = 3
+    retry_backoff_s: float = 1.0
+    kis_issue_window_s: float = 60.0
+    kiwoom_issue_window_s: float = 1.0
+    lock_ttl_ms: int = 30_000
+    scan_interval_s: float = 5.0
+    token_wait_s: float = 10.0
+    eager: bool = False
+    group: str = TOKEN_KEEPER_GROUP
+    block_ms: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a service needs, resolved once at start-up."""
 
@@ -119,6 +214,9 @@ class Settings:
     accounts: Mapping[tuple[Provider, str], AccountConfig] = field(default_factory=dict)
     default_accounts: Mapping[Provider, str] = field(default_factory=dict)
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+    rate_limiter: RateLimiterSettings = field(default_factory=RateLimiterSettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    token_keeper: TokenKeeperSettings = field(default_factory=TokenKeeperSettings)
 
     @property
     def gatekeeper_url(self) -> str | None:
@@ -147,7 +245,46 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive(value: object, what: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigurationError(f"{what} must be a whole number, not {value!r}") from None
+    if number <= 0:
+        raise ConfigurationError(f"{what} must be positive, not {number}")
+    return number
+
+
+def _rate(
+    base: AccountRate, per_s: object, per_min: object, per_api_id: object, where: str
+) -> AccountRate:
+    return AccountRate(
+        per_second=_positive(per_s, f"{where} per-second rate") or base.per_second,
+        per_minute=_positive(per_min, f"{where} per-minute rate") or base.per_minute,
+        per_api_id_per_second=_positive(per_api_id, f"{where} per-api-id rate")
+        or base.per_api_id_per_second,
+    )
+
+
+def _env_rate(provider: Provider, virtual: bool, env: Mapping[str, str]) -> AccountRate:
+    prefix = f"APIHUB_{provider.value}_"
+    return _rate(
+        default_rate(provider, virtual),
+        env.get(prefix + "RATE_PER_S"),
+        env.get(prefix + "RATE_PER_MIN"),
+        env.get(prefix + "RATE_PER_API_ID_PER_S"),
+        prefix + "RATE_*",
+    )
+
+
 def _env_account(provider: Provider, env: Mapping[str, str]) -> AccountConfig:
+    account = _env_account_credentials(provider, env)
+    return replace(account, rate=_env_rate(provider, account.virtual, env))
+
+
+def _env_account_credentials(provider: Provider, env: Mapping[str, str]) -> AccountConfig:
     prefix = f"APIHUB_{provider.value}_"
     key_name, secret_name = _SECRET_ENV_NAMES[provider]
     app_key = env.get(prefix + key_name, "").strip()
@@ -182,15 +319,19 @@ def _env_account(provider: Provider, env: Mapping[str, str]) -> AccountConfig:
     )
 
 
-def _toml_account(
-    provider: Provider, name: str, spec: Mapping[str, Any], env: Mapping[str, str]
-) -> AccountConfig:
+def _refuse_credentials(provider: Provider, name: str, spec: Mapping[str, Any]) -> None:
     for forbidden in ("app_key", "app_secret", "secret_key", "token"):
         if forbidden in spec:
             raise ConfigurationError(
                 f"apihub.toml must not hold credentials ({provider.value}.{name}.{forbidden}); "
                 "name an environment variable with app_key_env / app_secret_env instead"
             )
+
+
+def _toml_account(
+    provider: Provider, name: str, spec: Mapping[str, Any], env: Mapping[str, str]
+) -> AccountConfig:
+    _refuse_credentials(provider, name, spec)
     key_env = spec.get("app_key_env")
     secret_env = spec.get("app_secret_env")
     if not key_env or not secret_env:
@@ -214,6 +355,19 @@ def _toml_account(
         base_url=str(spec.get("base_url") or (vps if virtual else real)),
         virtual=virtual,
         account_no=spec.get("account_no"),
+        rate=_spec_rate(provider, name, virtual, spec),
+    )
+
+
+def _spec_rate(
+    provider: Provider, name: str, virtual: bool, spec: Mapping[str, Any]
+) -> AccountRate:
+    return _rate(
+        default_rate(provider, virtual),
+        spec.get("rate_per_s"),
+        spec.get("rate_per_min"),
+        spec.get("rate_per_api_id_per_s"),
+        f"account {provider.value}.{name}",
     )
 
 
@@ -232,15 +386,16 @@ def _load_toml(path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
 
 
-def _dispatcher_settings(spec: Mapping[str, Any]) -> DispatcherSettings:
-    known = set(DispatcherSettings.__dataclass_fields__)
+def _section(doc: Mapping[str, Any], name: str, kind: type[_S]) -> _S:
+    spec = doc.get(name, {})
+    known = set(kind.__dataclass_fields__)  # type: ignore[attr-defined]
     unknown = set(spec) - known
     if unknown:
-        raise ConfigurationError(f"unknown [dispatcher] settings: {', '.join(sorted(unknown))}")
+        raise ConfigurationError(f"unknown [{name}] settings: {', '.join(sorted(unknown))}")
     try:
-        return msgspec.convert(dict(spec), type=DispatcherSettings)
+        return msgspec.convert(dict(spec), type=kind)
     except msgspec.ValidationError as exc:
-        raise ConfigurationError(f"bad [dispatcher] settings: {exc}") from None
+        raise ConfigurationError(f"bad [{name}] settings: {exc}") from None
 
 
 def load_settings(
@@ -262,6 +417,15 @@ def load_settings(
             if name == "default_account":
                 defaults[provider] = str(spec)
                 continue
+            if name == DEFAULT_ACCOUNT and "app_key_env" not in spec:
+                # The environment's default account, with its limits from the file.
+                _refuse_credentials(provider, name, spec)
+                env_account = accounts[(provider, DEFAULT_ACCOUNT)]
+                accounts[(provider, name)] = replace(
+                    env_account,
+                    rate=_spec_rate(provider, name, env_account.virtual, spec),
+                )
+                continue
             accounts[(provider, name)] = _toml_account(provider, name, spec, env)
         if provider in defaults and (provider, defaults[provider]) not in accounts:
             raise ConfigurationError(
@@ -276,5 +440,8 @@ def load_settings(
         data_dir=Path(env.get("APIHUB_DATA_DIR") or hub.get("data_dir") or ".apihub"),
         accounts=accounts,
         default_accounts=defaults,
-        dispatcher=_dispatcher_settings(doc.get("dispatcher", {})),
+        dispatcher=_section(doc, "dispatcher", DispatcherSettings),
+        rate_limiter=_section(doc, "rate_limiter", RateLimiterSettings),
+        breaker=_section(doc, "breaker", BreakerSettings),
+        token_keeper=_section(doc, "token_keeper", TokenKeeperSettings),
     )
