@@ -15,7 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from apihub_core import HubClient, Keys, Settings, load_settings
+from apihub_core._token_store import TokenStore, load_token_key
 from apihub_dispatcher import Dispatcher, open_dispatcher
+from apihub_token_keeper import TokenKeeper, open_token_keeper
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,9 +34,20 @@ ORDER = {
 }
 
 
+TEST_RATE_ENV = {
+    # The simulator has no rate limit unless a test arms one, so the hub's own budget is raised
+    # far above the brokers' defaults to keep tests quick; rate-limit tests set their own.
+    "APIHUB_KIS_RATE_PER_S": "500",
+    "APIHUB_KIWOOM_RATE_PER_S": "500",
+    "APIHUB_KIWOOM_RATE_PER_API_ID_PER_S": "500",
+}
+
+
 def hub_settings(redis_url: str, sim_url: str, namespace: str, **dispatcher: object) -> Settings:
     """Demo-credential settings pointing at the test Redis and simulator."""
-    settings = load_settings(env={"REDIS_URL": redis_url, "APIHUB_NAMESPACE": namespace})
+    settings = load_settings(
+        env={"REDIS_URL": redis_url, "APIHUB_NAMESPACE": namespace, **TEST_RATE_ENV}
+    )
     settings = settings.with_demo_base_url(sim_url)
     tuning = {"reclaim_idle_ms": 400, "reclaim_interval_s": 0.1, "block_ms": 100, **dispatcher}
     return replace(settings, dispatcher=replace(settings.dispatcher, **tuning))  # type: ignore[arg-type]
@@ -59,8 +72,18 @@ def redis(aredis: aioredis.Redis) -> aioredis.Redis:
 
 
 @pytest.fixture
-async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
-    """One dispatcher consuming this test's namespace; drained at teardown."""
+async def token_keeper(settings: Settings) -> AsyncIterator[TokenKeeper]:
+    """The token-keeper of this test's namespace; stopped at teardown."""
+    async with open_token_keeper(settings) as keeper, anyio.create_task_group() as tg:
+        await tg.start(keeper.run)
+        yield keeper
+        keeper.stop()
+
+
+@pytest.fixture
+async def dispatcher(settings: Settings, token_keeper: TokenKeeper) -> AsyncIterator[Dispatcher]:
+    """One dispatcher consuming this test's namespace (with its token-keeper); drained at
+    teardown."""
     async with open_dispatcher(settings) as running, anyio.create_task_group() as tg:
         await tg.start(running.run)
         yield running
@@ -83,10 +106,22 @@ async def sim_admin(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 def dispatcher_process(settings_env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A dispatcher in its own process (``python -m apihub_dispatcher``), so a test can kill it."""
-    env = {**os.environ, **settings_env}
+    env = {**os.environ, **TEST_RATE_ENV, **settings_env}
     return subprocess.Popen(
         [sys.executable, "-m", "apihub_dispatcher"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def stored_tokens(redis: aioredis.Redis, settings: Settings) -> list[str]:
+    """Every token the token-keeper holds for this hub, decrypted (for secret scans)."""
+    store = TokenStore(redis, load_token_key(settings.data_dir))
+    keys = Keys(settings.namespace)
+    found = []
+    for provider, name in settings.accounts:
+        token = await store.get(keys.token(provider.value, name))
+        if token is not None:
+            found.append(token.value.reveal())
+    return found

@@ -47,11 +47,8 @@ import json
 import math
 import os
 import platform
-import re
 import secrets
 import signal
-import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,10 +59,18 @@ from types import FrameType
 from typing import Any, Final, Literal
 
 import anyio
-import httpx
 import msgspec
-import redis
-from rich.console import Console
+from _harness import (
+    Child,
+    child_env,
+    console,
+    cpu_seconds,
+    fresh_app_key,
+    percentile,
+    start_service,
+    start_sim,
+    wait_for_group,
+)
 from rich.table import Table
 
 from apihub_brokers import (
@@ -87,6 +92,7 @@ from apihub_core import (
     find_redis_server,
     redis_server_version,
 )
+from apihub_core._keys import TOKEN_KEEPER_GROUP
 
 TR_ID: Final = "FHKST01010100"
 PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
@@ -99,16 +105,11 @@ TARGET_OVERHEAD_P50_MS: Final = 1.0
 TARGET_OVERHEAD_P99_MS: Final = 5.0
 TARGET_THROUGHPUT_RATIO: Final = 0.8
 
-READY_RE: Final = re.compile(r"ready at (\S+)")
-START_TIMEOUT_S: Final = 60.0
 
-NAGLE_STALL_MS: Final = 20.0
 DISTURBED_SHARE: Final = 0.10
 
 Role = Literal["bench", "redis", "sim", "dispatcher"]
 Via = Literal["direct", "hub"]
-
-console = Console(highlight=False, width=max(132, Console().width))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -158,129 +159,7 @@ class Phase:
         return data
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default) of ``samples``; NaN when empty."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 # -- processes -------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (all its threads), from ``/proc``."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return math.nan
-    fields = raw.rpartition(")")[2].split()
-    # After "pid (comm)": state is field 3, utime 14, stime 15 (proc(5)).
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-class Child:
-    """A child process started by the bench, with its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Own session: a Ctrl-C at the terminal reaches only the bench, whose finally
-                # blocks then stop the children in order.
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        """The child's process id."""
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        """Whether the child is still running."""
-        return self.proc.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the child's output."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no output)"
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (the dispatcher drains on it), SIGKILL after ``timeout``; always reaped.
-
-        Not SIGINT: a child of a shell without job control inherits SIGINT ignored.
-        """
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
-
-
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The bench's environment without apihub/Redis settings, plus ``extra``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("APIHUB_") and not key.startswith("REDIS_URL")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def _wait_for_ready_line(child: Child, deadline: float) -> str | None:
-    while time.monotonic() < deadline:
-        match = READY_RE.search(child.log_tail(20_000))
-        if match:
-            return match.group(1)
-        if not child.alive():
-            return None
-        time.sleep(0.05)
-    return None
-
-
-def start_sim(workdir: Path, tag: str) -> tuple[Child, str]:
-    """Start ``apihub sim`` (default, unthrottled ``SimConfig``) on a free port; return it and
-    its base URL. Warns if keep-alive answers stall (a lost ``TCP_NODELAY`` costs ~40 ms each)."""
-    argv = [sys.executable, *("-m", "apihub_cli", "sim", "--port", "0", "--log-level", "WARNING")]
-    child = Child(f"sim-{tag}", argv, child_env({}), workdir / f"sim-{tag}.log")
-    url = _wait_for_ready_line(child, time.monotonic() + START_TIMEOUT_S)
-    if not url:
-        child.stop()
-        raise RuntimeError(f"the broker simulator did not start:\n{child.log_tail()}")
-    url = url.rstrip("/")
-    stall = keepalive_ms(url)
-    if stall >= NAGLE_STALL_MS:
-        console.print(f"  [red]the simulator answers keep-alive requests in {stall:.0f} ms[/]")
-    return child, url
-
-
-def keepalive_ms(url: str, requests: int = 8) -> float:
-    """Median time of repeated requests on one kept-alive connection (an unknown path)."""
-    times: list[float] = []
-    with httpx.Client(timeout=5.0) as client:
-        for _ in range(requests):
-            t0 = time.perf_counter()
-            client.get(f"{url}/apihub-bench-probe")
-            times.append((time.perf_counter() - t0) * 1000.0)
-    return percentile(times[2:], 50)
 
 
 def start_dispatcher(
@@ -290,8 +169,9 @@ def start_dispatcher(
     namespace: str,
     transport: TransportName,
     profile_dir: Path | None = None,
-) -> Child:
-    """Start ``python -m apihub_dispatcher`` for ``namespace`` with a fresh app key.
+) -> tuple[Child, Child]:
+    """Start a token-keeper and ``python -m apihub_dispatcher`` for ``namespace`` with a fresh
+    app key; return both (keeper first).
 
     With ``profile_dir`` it runs under cProfile and leaves ``dispatcher-<transport>.prof`` there
     (the timings of such a run are inflated by the profiler).
@@ -311,49 +191,32 @@ def start_dispatcher(
             "APIHUB_KIS_APP_SECRET": app_secret,
             "APIHUB_CONFIG": str(config),
             "APIHUB_DATA_DIR": str(workdir / "data"),
+            # The simulator is unthrottled here and this measures the hub's own cost, so the
+            # gatekeeper runs (one permit per call) with a budget that never makes anyone wait.
+            "APIHUB_KIS_RATE_PER_S": "1000000",
         }
+    )
+    keeper = start_service(
+        "apihub_token_keeper",
+        f"token-keeper-{transport}",
+        env,
+        workdir / f"token-keeper-{namespace}.log",
+        redis_url,
+        Keys(namespace).tokens,
+        TOKEN_KEEPER_GROUP,
     )
     argv = [sys.executable, "-m", "apihub_dispatcher"]
     if profile_dir is not None:
         profile = profile_dir.resolve() / f"dispatcher-{transport}.prof"
         argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
-    child = Child(
-        f"dispatcher-{transport}",
-        argv,
-        env,
-        workdir / f"dispatcher-{namespace}.log",
-    )
+    child = Child(f"dispatcher-{transport}", argv, env, workdir / f"dispatcher-{namespace}.log")
     try:
-        _wait_for_consumer(child, redis_url, Keys(namespace).requests)
+        wait_for_group(child, redis_url, Keys(namespace).requests, "dispatcher")
     except BaseException:
         child.stop()
+        keeper.stop()
         raise
-    return child
-
-
-def _wait_for_consumer(child: Child, redis_url: str, stream: str) -> None:
-    # Ready = its consumer group exists (the dispatcher signals readiness right after creating
-    # it, reading from id 0, so nothing appended from then on is missed). Not "has a consumer":
-    # Redis 6.2 registers a consumer only once XREADGROUP returns something.
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with redis.Redis.from_url(redis_url) as client:
-        while time.monotonic() < deadline:
-            if not child.alive():
-                raise RuntimeError(f"the dispatcher exited:\n{child.log_tail()}")
-            with contextlib.suppress(redis.ResponseError):
-                groups = client.xinfo_groups(stream)
-                if any(g.get("name") in (b"dispatcher", "dispatcher") for g in groups):
-                    return
-            time.sleep(0.05)
-    raise RuntimeError(f"the dispatcher did not join its group:\n{child.log_tail()}")
-
-
-def fresh_app_key() -> tuple[str, str]:
-    """A random KIS-shaped app key (36 chars) and secret (180 chars), never reused."""
-    alphabet = string.ascii_letters + string.digits
-    key = "PSBENCH" + "".join(secrets.choice(alphabet) for _ in range(29))
-    secret = "".join(secrets.choice(alphabet + "+/") for _ in range(180))
-    return key, secret
+    return keeper, child
 
 
 # -- the calls -------------------------------------------------------------------------------
@@ -698,10 +561,10 @@ def run(
                 sim, sim_url = start_sim(workdir, transport)
                 children.append(sim)
                 namespace = f"bench-{transport}-{secrets.token_hex(4)}"
-                dispatcher = start_dispatcher(
+                keeper, dispatcher = start_dispatcher(
                     workdir, server.url, sim_url, namespace, transport, profile_dir
                 )
-                children.append(dispatcher)
+                children += [keeper, dispatcher]
                 console.print(
                     f"[bold]{transport}[/]: simulator {sim_url} (pid {sim.pid}), "
                     f"dispatcher pid {dispatcher.pid}"
@@ -715,9 +578,12 @@ def run(
                 stacks.append(Stack(transport, sim_url, namespace, pids))
             phases = anyio.run(bench_all, server.url, stacks, plan)
         finally:
-            # Dispatchers first (they drain against a live simulator), then the simulators.
-            for child in sorted(children, key=lambda c: not c.name.startswith("dispatcher")):
-                child.stop()
+            # Dispatchers first (they drain against a live simulator and keeper), then the
+            # token-keepers, then the simulators.
+            for prefix in ("dispatcher", "token-keeper", "sim"):
+                for child in children:
+                    if child.name.startswith(prefix):
+                        child.stop()
     machine.calibration_ms_after = cpu_calibration_ms()
     return machine, phases
 

@@ -11,6 +11,7 @@ from tests.conftest import DAILY, ORDER, PRICE
 from apihub_core import (
     HubClient,
     OutcomeUnknown,
+    Settings,
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimited,
@@ -128,12 +129,29 @@ async def test_an_order_lost_in_the_network_is_not_retried(
 async def test_an_order_the_broker_rejected_is_reported_not_retried(
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
-    await _arm(sim_admin, "TTTC0012U", {"kind": "egw00201"})
-    with pytest.raises(UpstreamRateLimited):
+    rejection = {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}
+    await _arm(sim_admin, "TTTC0012U", {"kind": "error", "status": 200, "body": rejection})
+    with pytest.raises(UpstreamRejected) as caught:
         await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    assert caught.value.code == "40570000"
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
     assert len(calls) == 1
+
+
+async def test_an_order_refused_for_rate_is_requeued_a_bounded_number_of_times(
+    hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient, settings: Settings
+) -> None:
+    # EGW00201 means the gateway refused the order before executing it: re-queueing it through
+    # the limiter is safe. A broker that keeps refusing ends the request after max_requeues.
+    await _arm(sim_admin, "TTTC0012U", {"kind": "egw00201"})
+    with pytest.raises(UpstreamRateLimited):
+        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order", timeout=30)
+    calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    assert len(calls) == 1 + settings.rate_limiter.max_requeues
+    orders = (await sim_admin.get("/__sim/orders")).json()
+    assert orders == []
 
 
 async def test_an_order_goes_through(hub: HubClient, dispatcher: Dispatcher) -> None:

@@ -17,7 +17,7 @@ from apihub_core import HubClient, Keys, OutcomeUnknown, Response, Settings
 from apihub_dispatcher import open_dispatcher
 from apihub_testing import async_wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("token_keeper")]
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import logging
 
 import httpx
 import pytest
-from tests.conftest import DAILY, PRICE
+import redis.asyncio as aioredis
+from tests.conftest import DAILY, PRICE, stored_tokens
 
 from apihub_core import HubClient, HubError, Provider, Settings
 from apihub_dispatcher import Dispatcher
@@ -21,6 +22,7 @@ async def test_no_secret_anywhere_the_run_wrote(
     settings: Settings,
     sim_admin: httpx.AsyncClient,
     redis_url: str,
+    redis: aioredis.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -52,8 +54,7 @@ async def test_no_secret_anywhere_the_run_wrote(
     for provider in Provider:
         account = settings.account(provider)
         secrets += [account.app_key.reveal(), account.app_secret.reveal()]
-    tokens = dispatcher._tokens._tokens  # type: ignore[attr-defined]
-    secrets += [token.value.reveal() for token in tokens.values()]
+    secrets += await stored_tokens(redis, settings)
     assert len(secrets) >= 5, "both providers issued tokens"
 
     written = list(redis_strings(redis_url))

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from tests.conftest import PRICE
+from tests.conftest import PRICE, stored_tokens
 
 from apihub_core import HubClient, Provider, Settings, UpstreamRateLimited
 from apihub_dispatcher import Dispatcher
@@ -43,7 +44,11 @@ def _by_kind(finished: tuple[ReadableSpan, ...], kind: SpanKind) -> list[Readabl
 
 
 async def test_one_call_is_one_trace_across_the_stream_hop(
-    hub: HubClient, dispatcher: Dispatcher, spans: InMemorySpanExporter, settings: Settings
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    spans: InMemorySpanExporter,
+    settings: Settings,
+    redis: aioredis.Redis,
 ) -> None:
     response = await hub.execute("KIS", "FHKST01010100", PRICE)
     # The dispatcher's span closes after its commit, which may be just after the reply arrived.
@@ -71,7 +76,9 @@ async def test_one_call_is_one_trace_across_the_stream_hop(
     for provider in Provider:
         account = settings.account(provider)
         secrets += [account.app_key.reveal(), account.app_secret.reveal()]
-    secrets += [t.value.reveal() for t in dispatcher._tokens._tokens.values()]  # type: ignore[attr-defined]
+    tokens = await stored_tokens(redis, settings)
+    assert tokens, "the call used a stored token"
+    secrets += tokens
     for span in finished:
         text = repr(dict(span.attributes or {})) + span.name + repr(span.events)
         for secret in secrets:

@@ -16,6 +16,7 @@ import pytest
 
 from apihub_core import HubClient, load_settings
 from apihub_dispatcher import open_dispatcher
+from apihub_token_keeper import open_token_keeper
 
 pytestmark = [pytest.mark.manual, pytest.mark.anyio]
 
@@ -35,14 +36,17 @@ async def test_real_current_price(redis_url: str, hub_namespace: str) -> None:
     settings = load_settings(env=env)
     settings = replace(settings, dispatcher=replace(settings.dispatcher, block_ms=100))
     async with (
+        open_token_keeper(settings) as keeper,
         open_dispatcher(settings) as dispatcher,
         anyio.create_task_group() as tg,
         HubClient.from_url(redis_url, namespace=hub_namespace) as hub,
     ):
+        await tg.start(keeper.run)
         await tg.start(dispatcher.run)
         response = await hub.execute(
             "KIS", "FHKST01010100", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
         )
         dispatcher.stop()
+        keeper.stop()
     assert response.body["rt_cd"] == "0"
     assert response.body["output"]["stck_shrn_iscd"] == "005930"

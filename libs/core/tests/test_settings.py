@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from apihub_core import (
-    AccountRate,
     AccountConfig,
+    AccountRate,
     ConfigurationError,
     DispatcherSettings,
     Provider,
@@ -462,9 +462,7 @@ def test_rate_defaults_follow_the_brokers_published_limits(tmp_path: Path) -> No
     settings = load_settings(env={"K": "k", "S": "s"}, config_path=path)
     assert settings.account(Provider.KIS).rate == AccountRate(per_second=18)
     assert settings.account(Provider.KIS, "paper").rate == AccountRate(per_second=1)
-    assert settings.account(Provider.KIS, "fast").rate == AccountRate(
-        per_second=10, per_minute=500
-    )
+    assert settings.account(Provider.KIS, "fast").rate == AccountRate(per_second=10, per_minute=500)
     kiwoom = settings.account(Provider.KIWOOM)
     assert kiwoom.demo is True
     assert kiwoom.rate == AccountRate(per_second=5, per_api_id_per_second=4)

@@ -206,7 +206,9 @@ def test_bad_config_is_reported(tmp_path: Path, data_dir: Path) -> None:
     assert "must not hold credentials" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["up"], ["call"], ["sim"], ["dispatcher"]])
+@pytest.mark.parametrize(
+    "command", [[], ["up"], ["call"], ["sim"], ["dispatcher"], ["token-keeper"]]
+)
 def test_help_everywhere(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0
@@ -214,8 +216,12 @@ def test_help_everywhere(command: list[str]) -> None:
 
 
 def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
+    latency = '{"latency": {"base_ms": 1, "jitter_ms": 2}}'
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apihub_cli", "sim", "--port", "0"],
+        [
+            *(sys.executable, "-m", "apihub_cli", "sim", "--port", "0"),
+            *("--kis-rate-limit", "18", "--kiwoom-rate-limit", "2", "--condition", latency),
+        ],
         env=_clean_env(data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -232,6 +238,8 @@ def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
             timeout=10,
         )
         assert token.json()["return_code"] == 0
+        conditions = httpx.get(f"{url}/__sim/conditions", timeout=10).json()
+        assert conditions["latency"][0]["jitter_ms"] == 2, "--condition was armed"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert "stopped" in proc.stdout.read()
@@ -244,7 +252,14 @@ def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
                 stream.close()
 
 
-def test_dispatcher_without_redis_says_what_to_set(data_dir: Path) -> None:
-    result = _apihub("dispatcher", env=_clean_env(data_dir))
+@pytest.mark.parametrize("command", ["dispatcher", "token-keeper"])
+def test_services_without_redis_say_what_to_set(data_dir: Path, command: str) -> None:
+    result = _apihub(command, env=_clean_env(data_dir))
     assert result.returncode == 2
     assert "REDIS_URL" in result.stderr
+
+
+def test_a_malformed_sim_condition_is_refused(data_dir: Path) -> None:
+    result = _apihub("sim", "--port", "0", "--condition", "{not json", env=_clean_env(data_dir))
+    assert result.returncode == 2
+    assert "bad simulator option" in result.stderr

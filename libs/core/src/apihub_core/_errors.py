@@ -45,6 +45,8 @@ class HubError(Exception):
 
     error_class: ClassVar[ErrorClass] = "permanent"
     retryable: ClassVar[bool] = False
+    wire_code: ClassVar[str] = ""
+    """The ``APIHUB-*`` code this error travels with, when it names a narrower type."""
 
     def __init__(
         self,

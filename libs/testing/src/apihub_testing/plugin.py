@@ -20,11 +20,18 @@ Fixtures:
 ``anyio_backend`` (session)
     ``"asyncio"``: ``@pytest.mark.anyio`` tests run on asyncio, and async fixtures
     may be session-scoped.
+
+The session also gets a random ``APIHUB_TOKEN_KEY`` (unless one is set), so the token store of
+every service a test starts, in-process or as a child process, shares one key and no test
+writes a key file into the working directory.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
+import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -35,6 +42,13 @@ import redis
 import redis.asyncio as aioredis
 
 from apihub_testing._redis import RedisServer, running_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A session-wide token key in the environment (see the module docstring)."""
+    os.environ.setdefault(
+        "APIHUB_TOKEN_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""``apihub up``: embedded Redis (when no ``REDIS_URL``), the simulator and every service in one
-process, drained on SIGINT/SIGTERM."""
+"""``apihub up``: embedded Redis (when no ``REDIS_URL``), the simulator and every service (the
+token-keeper and a dispatcher) in one process, drained on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import anyio
+from anyio.abc import TaskStatus
 
 from apihub_broker_sim import SimConfig, SimServer
 from apihub_core import EmbeddedRedis, Settings
 from apihub_core._lifecycle import stop_on_signal
 from apihub_dispatcher import open_dispatcher
+from apihub_token_keeper import open_token_keeper
 
 log = logging.getLogger("apihub.up")
 
@@ -54,12 +56,23 @@ async def run_hub(
             settings = replace(
                 settings, dispatcher=replace(settings.dispatcher, shutdown_grace_s=grace)
             )
+            keeper = await stack.enter_async_context(open_token_keeper(settings))
             dispatcher = await stack.enter_async_context(open_dispatcher(settings))
+
+            async def dispatch(*, task_status: TaskStatus[None]) -> None:
+                # The keeper outlives the dispatcher's drain: in-flight requests may still
+                # need a token.
+                try:
+                    await dispatcher.run(task_status=task_status)
+                finally:
+                    keeper.stop()
+
             async with anyio.create_task_group() as signals:
                 signals.start_soon(stop_on_signal, dispatcher.stop)
                 # The inner group ends when every service has drained after stop().
                 async with anyio.create_task_group() as services:
-                    await services.start(dispatcher.run)
+                    await services.start(keeper.run)
+                    await services.start(dispatch)
                     announce(
                         f"apihub ready: redis={settings.redis_url} "
                         f"namespace={settings.namespace} (Ctrl-C to stop)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -165,15 +166,41 @@ def sim_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8700,
     seed: Annotated[int, typer.Option(help="Market data seed.")] = 20250321,
+    kis_rate_limit: Annotated[
+        int | None,
+        typer.Option(help="Calls per sliding second per KIS app key (EGW00201 beyond; 18 real)."),
+    ] = None,
+    kiwoom_rate_limit: Annotated[
+        int | None,
+        typer.Option(help="Calls per sliding second per Kiwoom app key and api-id (1700 beyond)."),
+    ] = None,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option(
+            help='A standing condition as JSON, e.g. \'{"latency": {"base_ms": 5, '
+            '"jitter_ms": 30}}\' (repeatable; see the simulator README).'
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the KIS + Kiwoom broker simulator alone (Ctrl-C to stop)."""
     configure_logging(log_level)
     from apihub_broker_sim import SimConfig, run_simulator
 
+    try:
+        conditions = tuple(json.loads(text) for text in condition or ())
+        config = SimConfig(
+            seed=seed,
+            kis_rate_limit_per_s=kis_rate_limit,
+            kiwoom_rate_limit_per_s=kiwoom_rate_limit,
+            conditions=conditions,
+        )
+    except ValueError as exc:
+        _fail(f"bad simulator option: {exc}", code=2)
+
     async def run() -> None:
         async with anyio.create_task_group() as tg:
-            url = await tg.start(run_simulator, SimConfig(seed=seed), host, port)
+            url = await tg.start(run_simulator, config, host, port)
             _say(f"broker simulator ready at {url} (KIS and Kiwoom paths; Ctrl-C to stop)")
             await stop_on_signal(tg.cancel_scope.cancel)
         _say("broker simulator stopped")
@@ -181,23 +208,44 @@ def sim_command(
     anyio.run(run)
 
 
-@app.command()
-def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
-    """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM."""
-    configure_logging(log_level)
-    configure_tracing("apihub-dispatcher")
-    from apihub_dispatcher import serve
-
+def _service_settings(config: Path | None) -> Settings:
     settings = _settings(config)
     if not settings.redis_url:
         discovered = discover_redis_url(settings.data_dir)
         if not discovered:
             _fail("set REDIS_URL (or start `apihub up`, whose Redis is then found)", code=2)
         settings = settings.with_redis_url(discovered)
+    return settings
+
+
+def _serve(serve: Callable[[Settings], Awaitable[None]], settings: Settings) -> None:
     try:
         anyio.run(serve, settings)
     except ConfigurationError as exc:
         _fail(str(exc), code=2)
+
+
+@app.command()
+def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
+    """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM.
+
+    Needs a token-keeper running against the same Redis (`apihub token-keeper`, or `apihub up`).
+    """
+    configure_logging(log_level)
+    configure_tracing("apihub-dispatcher")
+    from apihub_dispatcher import serve
+
+    _serve(serve, _service_settings(config))
+
+
+@app.command("token-keeper")
+def token_keeper(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
+    """Run the token-keeper (one token per app key for the whole fleet) until SIGINT/SIGTERM."""
+    configure_logging(log_level)
+    configure_tracing("apihub-token-keeper")
+    from apihub_token_keeper import serve
+
+    _serve(serve, _service_settings(config))
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -2,6 +2,7 @@
 
 from ._dispatcher import Dispatcher
 from ._service import open_dispatcher, serve
-from ._tokens import LocalTokenCache, TokenSource
+from ._shared_tokens import SharedTokenSource
+from ._tokens import TokenSource
 
-__all__ = ["Dispatcher", "LocalTokenCache", "TokenSource", "open_dispatcher", "serve"]
+__all__ = ["Dispatcher", "SharedTokenSource", "TokenSource", "open_dispatcher", "serve"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Final, Protocol
 
 import anyio
 import msgspec
@@ -17,12 +17,16 @@ from redis.exceptions import RedisError
 
 from apihub_brokers import AccessToken, BrokerClient, BrokerReply
 from apihub_core import (
+    CircuitOpen,
     ConfigurationError,
     HubError,
+    HubUnavailable,
+    Priority,
     Provider,
     Settings,
     UpstreamAuthError,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamTransient,
 )
 from apihub_core._codec import EntryDecodeError, decode_request, encode_entry
@@ -40,7 +44,10 @@ from apihub_core._keys import (
     Keys,
 )
 from apihub_core._telemetry import extract_trace, tracer
+from apihub_governance import Admission, Bucket, CircuitBreaker, Gatekeeper, Permit, buckets_for
+from apihub_governance import Outcome as BreakerOutcome
 
+from ._idempotency import IdempotencyLedger, replay
 from ._tokens import TokenSource
 from ._validation import Rejection, ValidRequest, entry_size, validate
 
@@ -50,6 +57,8 @@ MAX_ATTEMPTS: Final = 3
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_CAP_S: Final = 2.0
 FINISH_TIMEOUT_S: Final = 5.0
+MAX_BREAKER_WAITS: Final = 3
+"""A request with no deadline waits for at most this many probe slots before failing."""
 
 
 class _Partial(msgspec.Struct):
@@ -72,6 +81,19 @@ def _hub_code(reason: str) -> str:
     return "APIHUB-" + reason.upper().replace("_", "-")
 
 
+class Companion(Protocol):
+    """A background task that lives as long as the dispatcher (started before it consumes,
+    stopped after it drained)."""
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`stop`, signalling readiness through ``task_status``."""
+        ...
+
+    def stop(self) -> None:
+        """Finish (flushing what is buffered) and return from :meth:`run`."""
+        ...
+
+
 class Dispatcher:
     """Consumes the request stream as one member of the dispatcher consumer group."""
 
@@ -81,15 +103,22 @@ class Dispatcher:
         settings: Settings,
         clients: Mapping[Provider, BrokerClient],
         tokens: TokenSource,
+        gatekeeper: Gatekeeper,
+        breaker: CircuitBreaker,
         *,
         consumer: str | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self._redis = redis
         self._settings = settings
         self._clients = clients
         self._tokens = tokens
+        self._gatekeeper = gatekeeper
+        self._breaker = breaker
         self.keys = Keys(settings.namespace)
         self._committer = Committer(redis)
+        self._ledger = IdempotencyLedger(redis, self.keys)
+        self._companions = tuple(companions)
         tuning = settings.dispatcher
         self._tuning = tuning
         self.consumer = StreamConsumer(
@@ -109,8 +138,19 @@ class Dispatcher:
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Consume until :meth:`stop`; readiness is signalled once the group exists."""
-        await self.consumer.run(task_status=task_status)
+        """Consume until :meth:`stop`; readiness is signalled once the group exists.
+
+        The companions (the gatekeeper's event flusher, the token watcher) start first and stop
+        only after the last in-flight request has finished, so nothing they hold is lost.
+        """
+        async with anyio.create_task_group() as tg:
+            for companion in self._companions:
+                await tg.start(companion.run)
+            try:
+                await self.consumer.run(task_status=task_status)
+            finally:
+                for companion in reversed(self._companions):
+                    companion.stop()
 
     def stop(self) -> None:
         """Stop taking new requests; in-flight ones finish (bounded by the shutdown grace)."""
@@ -177,11 +217,50 @@ class Dispatcher:
         )
 
     async def _execute(self, valid: ValidRequest) -> Outcome:
-        request, spec, account = valid.request, valid.spec, valid.account
+        request = valid.request
         if request.deadline_ms is not None and now_ms() >= request.deadline_ms:
             return self._failed(
                 request, "timeout", "APIHUB-DEADLINE", "the deadline passed before dispatch", 0
             )
+        if request.idempotency_key:
+            return await self._execute_once(valid)
+        return await self._execute_governed(valid)
+
+    async def _execute_once(self, valid: ValidRequest) -> Outcome:
+        """One upstream call per idempotency key; duplicates get the owner's answer."""
+        request, provider, account = valid.request, valid.provider.value, valid.account.name
+        claim = await self._ledger.claim(provider, account, request)
+        if not claim.matches:
+            return self._failed(
+                request,
+                "invalid",
+                "APIHUB-IDEMPOTENCY-MISMATCH",
+                f"idempotency key {request.idempotency_key!r} was first used by request "
+                f"{claim.owner} with a different TR or parameters",
+                0,
+            )
+        if claim.owned_by(request.request_id):
+            if claim.answer is not None:
+                return claim.answer  # a redelivery after the answer was recorded
+            outcome = await self._execute_governed(valid)
+            await self._ledger.record(provider, account, request, outcome)
+            return outcome
+        answer = claim.answer or await self._ledger.wait_for_answer(provider, account, request)
+        if answer is None:
+            return self._failed(
+                request,
+                "timeout",
+                "APIHUB-DEADLINE",
+                f"request {claim.owner} with the same idempotency key has not been answered "
+                "yet; this request did not call the broker",
+                0,
+            )
+        return replay(answer, request)
+
+    async def _execute_governed(self, valid: ValidRequest) -> Outcome:
+        """Token → breaker → rate-limit permit → call, with retries that stay within the
+        caller's deadline and never resend an order that may have reached the broker."""
+        request, spec, account = valid.request, valid.spec, valid.account
         if spec.is_order and not await self._mark_order_sent(request):
             return self._failed(
                 request,
@@ -192,17 +271,39 @@ class Dispatcher:
                 0,
             )
         client = self._clients[valid.provider]
+        priority: Priority = "order" if spec.is_order else request.priority
+        buckets = buckets_for(account, request.tr_id)
         attempts = 0
+        requeues = 0
+        breaker_waits = 0
         while True:
-            attempts += 1
             token: AccessToken | None = None
+            permit: Permit | None = None
+            called = False
             started = anyio.current_time()
             try:
+                # Token first: it may take a while (a cold start waits for the keeper), and a
+                # permit must be spent right away to keep its place in the spacing. The breaker
+                # is asked last, so a call admitted is a call sent now.
                 token = await self._tokens.get(account)
-                reply = await self._call(valid, client, token, attempts)
-            except (UpstreamError, ConfigurationError) as exc:
+                permit = await self._permit(valid, buckets, priority)
+                admission = await self._breaker.admit(valid.provider.value, spec.family)
+                if not admission.allowed:
+                    # The permit is forfeited: waiting here would make it stale.
+                    breaker_waits += 1
+                    await self._wait_for_probe(valid, admission, breaker_waits)
+                    continue
+                called = True
+                attempts += 1
+                try:
+                    reply = await self._call(valid, client, token, attempts)
+                finally:
+                    if permit is not None:
+                        self._gatekeeper.observe(permit, anyio.current_time())
+            except (UpstreamError, ConfigurationError, HubUnavailable) as exc:
                 error: HubError = exc
             else:
+                await self._breaker.record(valid.provider.value, spec.family, admission, "success")
                 return ResponseReceived(
                     request_id=request.request_id,
                     provider=valid.provider.value,
@@ -217,23 +318,55 @@ class Dispatcher:
                     elapsed_ms=(anyio.current_time() - started) * 1000,
                     attempts=attempts,
                 )
-            if isinstance(error, UpstreamAuthError) and token is not None:
-                await self._tokens.invalidate(account, token)
-            if spec.is_order:
-                if isinstance(error, UpstreamTransient) and token is not None:
-                    # A network failure or timeout after sending: the broker may have the order.
-                    # (Without a token the order never left: that failure is reported as is.)
-                    return self._failed(
-                        request,
-                        "outcome_unknown",
-                        error.code or "APIHUB-OUTCOME-UNKNOWN",
-                        f"the order may have reached the broker ({error.message}); it is not "
-                        "resent. Reconcile with the broker's order list",
-                        attempts,
-                    )
+            if not called:
+                # Stopped before the broker: no token, circuit open, or no permit in time.
+                # Each of those already waited as long as the deadline allowed.
                 return self._failed_from(request, error, attempts)
-            delay = self._backoff(attempts, request)
-            if not error.retryable or attempts >= MAX_ATTEMPTS or delay is None:
+            verdict: BreakerOutcome = (
+                "failure" if isinstance(error, UpstreamTransient) else "neutral"
+            )
+            await self._breaker.record(valid.provider.value, spec.family, admission, verdict)
+            if isinstance(error, UpstreamRateLimited):
+                # A limiter miss: the broker counted differently than we did. Nothing was
+                # executed, so the request goes back in line (orders too) and the budget
+                # backs off.
+                if permit is not None:
+                    await self._gatekeeper.upstream_limited(
+                        permit, code=error.code, request_id=request.request_id
+                    )
+                requeues += 1
+                if requeues <= self._settings.rate_limiter.max_requeues and self._time_left(
+                    request
+                ):
+                    log.info(
+                        "re-queueing %s %s after %s (%d)",
+                        request.request_id,
+                        request.tr_id,
+                        error.code,
+                        requeues,
+                    )
+                    continue
+                return self._failed_from(request, error, attempts)
+            if isinstance(error, UpstreamAuthError) and token is not None:
+                await self._tokens.invalidate(account, token, code=error.code)
+            if spec.is_order and isinstance(error, UpstreamTransient):
+                # A network failure or timeout after sending: the broker may have the order.
+                return self._failed(
+                    request,
+                    "outcome_unknown",
+                    error.code or "APIHUB-OUTCOME-UNKNOWN",
+                    f"the order may have reached the broker ({error.message}); it is not "
+                    "resent. Reconcile with the broker's order list",
+                    attempts,
+                )
+            # An order is retried only after an answer proving it was not executed (a
+            # rejected token); anything else about an order is reported as is.
+            retry = error.retryable and (not spec.is_order or isinstance(error, UpstreamAuthError))
+            # Re-queued rate misses do not use up the retry budget; ``attempts`` still counts
+            # every call that reached the broker.
+            tries = attempts - requeues
+            delay = self._backoff(tries, request)
+            if not retry or tries >= MAX_ATTEMPTS or delay is None:
                 return self._failed_from(request, error, attempts)
             log.info(
                 "retrying %s %s after %s (attempt %d, %.0f ms)",
@@ -244,6 +377,40 @@ class Dispatcher:
                 delay * 1000,
             )
             await anyio.sleep(delay)
+
+    def _time_left(self, request: RequestSubmitted) -> bool:
+        return request.deadline_ms is None or now_ms() < request.deadline_ms
+
+    def _remaining_s(self, request: RequestSubmitted, cap: float) -> float:
+        if request.deadline_ms is None:
+            return cap
+        return max(0.0, min(cap, (request.deadline_ms - now_ms()) / 1000))
+
+    async def _wait_for_probe(self, valid: ValidRequest, admission: Admission, waits: int) -> None:
+        """Sleep until the breaker may admit a probe, or raise :class:`CircuitOpen` when that is
+        past the caller's deadline (or it has waited enough). Only one caller wins the probe;
+        the rest come back here."""
+        provider, family = valid.provider.value, valid.spec.family
+        remaining = self._remaining_s(valid.request, self._settings.breaker.open_s)
+        if admission.retry_after_s >= remaining or waits > MAX_BREAKER_WAITS:
+            raise CircuitOpen(
+                f"the circuit of {provider} {family} is {admission.state.replace('_', '-')}: "
+                f"the broker failed repeatedly; next probe in {admission.retry_after_s:.1f} s",
+                request_id=valid.request.request_id,
+                provider=provider,
+                tr_id=valid.request.tr_id,
+            )
+        await anyio.sleep(max(admission.retry_after_s, 0.01))
+
+    async def _permit(
+        self, valid: ValidRequest, buckets: tuple[Bucket, ...], priority: Priority
+    ) -> Permit | None:
+        if not self._settings.rate_limiter.enabled:
+            return None
+        timeout = self._remaining_s(valid.request, self._settings.rate_limiter.max_wait_s)
+        return await self._gatekeeper.acquire(
+            buckets, priority, timeout_s=timeout, request_id=valid.request.request_id
+        )
 
     async def _call(
         self, valid: ValidRequest, client: BrokerClient, token: AccessToken, attempt: int
@@ -326,7 +493,7 @@ class Dispatcher:
         self, request: RequestSubmitted, error: HubError, attempts: int
     ) -> RequestFailed:
         status = error.status if isinstance(error, UpstreamError) else None
-        code = error.code if isinstance(error, UpstreamError) else ""
+        code = error.code if isinstance(error, UpstreamError) else error.wire_code
         return self._failed(
             request,
             error.error_class,

@@ -1,0 +1,213 @@
+"""The gatekeeper's Lua scripts and the Redis keys they touch.
+
+Every decision runs inside Redis, on the server's clock (``TIME``), in one script call, so a
+fleet of processes on machines with different clocks sees one budget. ``redis.replicate_commands()``
+comes first so Redis 6.2 replicates the script's effects rather than the script (it reads
+``TIME``, which is not deterministic); from Redis 7 it is the default and a no-op.
+
+Keys of one bucket (``<prefix>{<bucket name>}:<suffix>``; the braces keep a bucket in one cluster
+slot):
+
+===========  ======  =============================================================================
+suffix       type    holds
+===========  ======  =============================================================================
+``g``        zset    grants: member = unique grant id, score = server ms of the grant
+``q``        zset    waiters: member = ``<gatekeeper member>#<lane>``, score = rank (lower first)
+``qi``       hash    waiter → ``"<expires at, server ms> <cost>"`` (the heartbeat)
+``m``        hash    gatekeeper member → ``"<margin ms> <reported at, server ms>"``
+``p``        string  ``"<penalty ms> <set at, server ms>"``, decaying linearly
+===========  ======  =============================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._buckets import Bucket
+
+KEY_SUFFIXES: Final = ("g", "q", "qi", "m", "p")
+"""Per-bucket keys, in the order the acquire script expects them."""
+
+
+def bucket_keys(prefix: str, bucket: Bucket) -> list[str]:
+    """The five keys of ``bucket`` (see the module docstring), in :data:`KEY_SUFFIXES` order."""
+    return [f"{prefix}{{{bucket.name}}}:{suffix}" for suffix in KEY_SUFFIXES]
+
+
+ACQUIRE_LUA: Final = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local function f(x) return string.format('%.17g', x) end
+
+local member = ARGV[1]
+local grant_prefix = ARGV[2]
+local cost = tonumber(ARGV[3])
+local rank = now - tonumber(ARGV[4]) + tonumber(ARGV[5])
+local next_waited = tonumber(ARGV[6])
+local next_rank = now - next_waited + tonumber(ARGV[7])
+local next_cost = ARGV[8]
+local reporter = ARGV[9]
+local report_ttl = tonumber(ARGV[10])
+local waiter_ttl = tonumber(ARGV[11])
+local decay = tonumber(ARGV[12])
+local keep = tonumber(ARGV[13])
+local nb = tonumber(ARGV[14])
+
+local pos = 15
+local wait, reason, blocked, in_force = 0, '', 0, 0
+local seen = {}
+for i = 1, nb do
+  local g, q, qi, m, p = KEYS[5*i-4], KEYS[5*i-3], KEYS[5*i-2], KEYS[5*i-1], KEYS[5*i]
+  local own, nw = tonumber(ARGV[pos]), tonumber(ARGV[pos+1])
+  pos = pos + 2
+
+  -- The margin in force: the widest fresh report of any member (ours included), so the whole
+  -- fleet spaces for the worst jitter anyone sees; stale reports (a dead or idle member) go.
+  redis.call('HSET', m, reporter, f(own) .. ' ' .. f(now))
+  redis.call('PEXPIRE', m, report_ttl)
+  local margin = 0
+  local reports = redis.call('HGETALL', m)
+  for j = 1, #reports, 2 do
+    local v, at = string.match(reports[j+1], '^(%S+) (%S+)$')
+    v, at = tonumber(v), tonumber(at)
+    if v == nil or at == nil or now - at > report_ttl then
+      redis.call('HDEL', m, reports[j])
+    elseif v > margin then
+      margin = v
+    end
+  end
+
+  -- The penalty of an upstream rate error, decaying linearly to 0.
+  local penalty = 0
+  local pv = redis.call('GET', p)
+  if pv and decay > 0 then
+    local amount, at = string.match(pv, '^(%S+) (%S+)$')
+    if amount and at then
+      penalty = tonumber(amount) * (1 - (now - tonumber(at)) / decay)
+      if penalty < 0 then penalty = 0 end
+    end
+  end
+
+  -- Live waiters of other lanes (any process) that rank better keep their slots; dead ones
+  -- (no heartbeat within the waiter TTL) are removed here.
+  local better = 0
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. f(rank))) do
+    if other ~= member then
+      local info = redis.call('HGET', qi, other)
+      local expires, c = nil, nil
+      if info then expires, c = string.match(info, '^(%S+) (%S+)$') end
+      if expires == nil or tonumber(expires) <= now then
+        redis.call('ZREM', q, other)
+        redis.call('HDEL', qi, other)
+      else
+        better = better + tonumber(c)
+      end
+    end
+  end
+
+  local widest = 0
+  for j = 1, nw do
+    local limit, win = tonumber(ARGV[pos]), tonumber(ARGV[pos+1])
+    pos = pos + 2
+    if win > widest then widest = win end
+    local eff = win + margin + penalty
+    local lo = '(' .. f(now - eff)
+    local count = redis.call('ZCOUNT', g, lo, '+inf')
+    local need = cost + better
+    if count + need > limit then
+      -- Wait until enough grants leave the window for us and everyone ranked before us.
+      local leave = count + need - limit
+      if leave > count then leave = count end
+      local w = 0
+      if leave > 0 then
+        local oldest = redis.call('ZRANGEBYSCORE', g, lo, '+inf',
+                                  'WITHSCORES', 'LIMIT', leave - 1, 1)
+        w = tonumber(oldest[2]) + eff - now
+      end
+      if w <= 0 then w = eff / limit end
+      local why
+      if count + cost <= limit then
+        why = 'priority'
+      elseif penalty > 0
+          and redis.call('ZCOUNT', g, '(' .. f(now - win - margin), '+inf') + cost <= limit then
+        why = 'backoff'
+      elseif win >= 60000 then
+        why = 'per_minute'
+      else
+        why = 'per_second'
+      end
+      if w > wait then wait, reason, blocked = w, why, i end
+    end
+  end
+  if margin + penalty > in_force then in_force = margin + penalty end
+  seen[i] = {g, q, qi, widest}
+end
+
+if wait > 0 then
+  for i = 1, nb do
+    local b = seen[i]
+    redis.call('ZADD', b[2], rank, member)
+    redis.call('HSET', b[3], member, f(now + waiter_ttl) .. ' ' .. cost)
+    redis.call('PEXPIRE', b[2], waiter_ttl * 2)
+    redis.call('PEXPIRE', b[3], waiter_ttl * 2)
+  end
+  return {0, f(now), f(wait), reason, blocked, f(in_force)}
+end
+
+for i = 1, nb do
+  local b = seen[i]
+  for c = 1, cost do
+    redis.call('ZADD', b[1], now, grant_prefix .. ':' .. c)
+  end
+  redis.call('ZREMRANGEBYSCORE', b[1], '-inf', '(' .. f(now - b[4] - keep))
+  redis.call('PEXPIRE', b[1], math.ceil(b[4] + keep))
+  if next_waited >= 0 then
+    -- The lane's next local head keeps the lane's place in the fleet-wide queue.
+    redis.call('ZADD', b[2], next_rank, member)
+    redis.call('HSET', b[3], member, f(now + waiter_ttl) .. ' ' .. next_cost)
+    redis.call('PEXPIRE', b[2], waiter_ttl * 2)
+    redis.call('PEXPIRE', b[3], waiter_ttl * 2)
+  else
+    redis.call('ZREM', b[2], member)
+    redis.call('HDEL', b[3], member)
+  end
+end
+return {1, f(now), '0', '', 0, f(in_force)}
+"""
+"""One permit decision. KEYS: :func:`bucket_keys` of each bucket, concatenated. ARGV: waiter id,
+grant id prefix, cost, waited ms, priority offset ms, the next local head's waited ms (``-1``:
+none), offset and cost, reporter (gatekeeper member), margin report TTL ms, waiter TTL ms,
+penalty decay ms, grant retention beyond the widest window ms, bucket count; then per bucket: own
+margin ms, window count, and ``limit window_ms`` per window.
+
+Returns ``{granted, now, wait_ms, reason, blocked bucket (1-based), margin in force}``; numbers
+travel as strings because Redis truncates Lua numbers to integers."""
+
+PENALTY_LUA: Final = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local function f(x) return string.format('%.17g', x) end
+local add, decay, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {f(now)}
+for i = 1, #KEYS do
+  local current = 0
+  local pv = redis.call('GET', KEYS[i])
+  if pv then
+    local amount, at = string.match(pv, '^(%S+) (%S+)$')
+    if amount and at then
+      current = tonumber(amount) * (1 - (now - tonumber(at)) / decay)
+      if current < 0 then current = 0 end
+    end
+  end
+  local new = current + add
+  if new > cap then new = cap end
+  redis.call('SET', KEYS[i], f(new) .. ' ' .. f(now), 'PX', math.ceil(decay))
+  out[i + 1] = f(new)
+end
+return out
+"""
+"""Add a penalty to each bucket's ``p`` key (KEYS): what is left of the old one plus
+ARGV[1] ms, capped at ARGV[3] ms, decaying over ARGV[2] ms from now. Returns
+``{now, new penalty per key}``."""

@@ -1,0 +1,20 @@
+"""``python -m apihub_token_keeper`` / ``apihub-token-keeper``: one replica on ``REDIS_URL``."""
+
+from __future__ import annotations
+
+import anyio
+
+from apihub_core import load_settings
+from apihub_core._lifecycle import configure_logging
+
+from ._service import serve
+
+
+def main() -> None:
+    """Entry point: settings from the environment, run until a stop signal."""
+    configure_logging()
+    anyio.run(serve, load_settings())
+
+
+if __name__ == "__main__":
+    main()

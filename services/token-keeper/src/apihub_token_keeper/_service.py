@@ -1,0 +1,60 @@
+"""Composition root of the token-keeper: Redis, broker clients, the token store, the keeper."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import redis.asyncio as aioredis
+
+from apihub_brokers import client_for, make_http_client
+from apihub_core import ConfigurationError, Provider, Settings
+from apihub_core._lifecycle import stop_on_signal
+from apihub_core._token_store import TokenStore, load_token_key
+
+from ._keeper import TokenKeeper
+
+
+@asynccontextmanager
+async def open_token_keeper(
+    settings: Settings,
+    redis: aioredis.Redis | None = None,
+    *,
+    consumer: str | None = None,
+) -> AsyncIterator[TokenKeeper]:
+    """A ready-to-run :class:`TokenKeeper` and everything it owns, closed on exit.
+
+    ``redis`` is borrowed when given (and left open), else one is opened on
+    ``settings.redis_url``. The token key comes from ``APIHUB_TOKEN_KEY`` or
+    ``<data dir>/token.key``: every dispatcher must read the same one.
+    """
+    own_redis: aioredis.Redis | None = None
+    if redis is None:
+        if not settings.redis_url:
+            raise ConfigurationError(
+                "the token-keeper needs REDIS_URL (or run everything with `apihub up`)"
+            )
+        redis = own_redis = aioredis.from_url(settings.redis_url)
+    http = make_http_client(
+        "httpx" if settings.dispatcher.transport == "httpx" else "aiohttp",
+        max_connections=8,
+        timeout=settings.dispatcher.http_timeout_s,
+    )
+    try:
+        store = TokenStore(redis, load_token_key(settings.data_dir))
+        clients = {provider: client_for(provider, http) for provider in Provider}
+        yield TokenKeeper(redis, settings, clients, store, consumer=consumer)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await http.aclose()
+            if own_redis is not None:
+                await own_redis.aclose()
+
+
+async def serve(settings: Settings) -> None:
+    """Run one token-keeper until SIGINT/SIGTERM, then drain and return."""
+    async with open_token_keeper(settings) as keeper, anyio.create_task_group() as tg:
+        tg.start_soon(stop_on_signal, keeper.stop)
+        await keeper.run()
+        tg.cancel_scope.cancel()

@@ -1,0 +1,148 @@
+"""Start-up, shutdown and the process entry point."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from apihub_core import Provider, TokenIssued, TokenRequested
+from apihub_core._codec import encode_entry
+from apihub_testing import async_wait_until
+from apihub_token_keeper import IssueWindow, WindowBusy
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_eager_keeper_issues_for_every_account_at_start(hub) -> None:
+    await hub.keeper(eager=True)
+
+    async def both() -> bool:
+        return len(await hub.events(TokenIssued)) == 2
+
+    await async_wait_until(both, timeout=20, message="not every account got a token")
+    issued = await hub.events(TokenIssued)
+    assert {(e.provider, e.reason) for e in issued} == {("KIS", "startup"), ("KIWOOM", "startup")}
+    for provider in Provider:
+        assert await hub.issuances(hub.account(provider)) == 1
+
+
+async def test_a_lazy_keeper_issues_nothing_unasked(hub) -> None:
+    keeper = await hub.keeper()
+    assert await keeper.scan_once() == 0
+    await hub.redis.xadd(
+        hub.keys.tokens,
+        encode_entry(
+            TokenIssued(provider="KIS", account="x", fence=1, expires_at_ms=1, issued_at_ms=1)
+        ),
+    )
+    await hub.settled()  # its own kind of event is acknowledged and ignored
+    assert await hub.issuances(hub.account()) == 0
+
+
+async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(hub) -> None:
+    keeper = await hub.keeper(kis_issue_window_s=60.0)
+    account = hub.account()
+    # Someone issued a moment ago: the keeper must wait out a minute while holding the lock.
+    window = keeper.issuer.window(account)
+    await window.restart("elsewhere")
+    await hub.redis.xadd(
+        hub.keys.tokens, encode_entry(TokenRequested(provider="KIS", account="default"))
+    )
+    lock_key = keeper.issuer.lock(account).key
+
+    async def locked() -> bool:
+        return bool(await hub.redis.exists(lock_key))
+
+    await async_wait_until(locked, timeout=10, message="the keeper never took the lock")
+
+    keeper.stop()
+    with anyio.fail_after(15):
+        await hub.stopped[id(keeper)].wait()
+
+    assert not await hub.redis.exists(lock_key)
+    pending = await hub.redis.xpending(hub.keys.tokens, hub.settings.token_keeper.group)
+    assert pending["pending"] == 1  # another replica takes it over
+    assert await hub.issuances(account) == 0
+
+
+async def test_the_window_waits_for_its_expiry(aredis) -> None:
+    window = IssueWindow(aredis, "t:window", 0.2)
+    assert await window.reserve("a") == pytest.approx(0.0, abs=0.5)
+    assert await window.remaining_ms() > 0
+    waited = await window.reserve("b")
+    assert waited > 0  # it could not be taken before the first expired
+    assert await aredis.get("t:window") == b"b"
+
+
+async def test_a_window_rearmed_forever_is_reported(aredis) -> None:
+    window = IssueWindow(aredis, "t:window", 0.05)
+    await aredis.set("t:window", "stuck")  # no expiry: never ours
+    with pytest.raises(WindowBusy):
+        await window.reserve("a")
+
+
+@pytest.fixture
+def keeper_process(
+    redis_url: str, fast_sim_url: str, hub_namespace: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m apihub_token_keeper`` on this test's Redis and simulator."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "APIHUB_NAMESPACE": hub_namespace,
+        "APIHUB_DATA_DIR": str(tmp_path),
+        "APIHUB_KIS_BASE_URL": fast_sim_url,
+        "APIHUB_KIWOOM_BASE_URL": fast_sim_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apihub_token_keeper"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+async def test_the_entry_point_serves_tokens_and_stops_on_sigterm(hub, keeper_process) -> None:
+    async def group_exists() -> bool:
+        try:
+            groups = await hub.redis.xinfo_groups(hub.keys.tokens)
+        except Exception:
+            return False
+        return bool(groups)
+
+    await async_wait_until(group_exists, timeout=30, message="the keeper process never started")
+    reader = await hub.source()
+    token = await reader.get(hub.account())
+    assert token.fence > 0
+
+    keeper_process.send_signal(signal.SIGTERM)
+    code = await anyio.to_thread.run_sync(keeper_process.wait, 20)
+    assert code == 0
+    stderr = keeper_process.stderr.read().decode() if keeper_process.stderr else ""
+    assert "received SIGTERM: draining" in stderr
+    assert token.value.reveal() not in stderr
+    assert not [key async for key in hub.redis.scan_iter(f"{hub.keys.namespace}:token-lock:*")]
+
+
+async def test_an_undecodable_entry_is_dead_lettered(hub) -> None:
+    await hub.keeper()
+    await hub.redis.xadd(hub.keys.tokens, {"type": "token.requested", "data": "{not json"})
+    await hub.settled()
+    letters = await hub.redis.xrange(hub.keys.dead_letter)
+    assert len(letters) == 1
+    assert b"bad_encoding" in letters[0][1][b"data"]
