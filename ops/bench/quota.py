@@ -51,6 +51,7 @@ from apihub_core import (
     Keys,
     Provider,
     RateLimiterSettings,
+    RateLimitWaited,
     Secret,
     UpstreamRateLimited,
     UpstreamRateLimitHit,
@@ -287,10 +288,15 @@ def run_hub_phase(
     stats = _sim_stats(sim_url)
     with redis.Redis.from_url(redis_url) as client:
         hits = [decode_any(fields) for _, fields in client.xrange(keys.rate_limits)]
-    misses = sum(1 for event in hits if isinstance(event, UpstreamRateLimitHit))
-    return _summary(
-        "hub (2 dispatchers, shared gatekeeper)", args, tallies, stats, start_at, misses
+    misses = [event for event in hits if isinstance(event, UpstreamRateLimitHit)]
+    margins = sorted(e.margin_ms for e in hits if isinstance(e, RateLimitWaited))
+    label = "hub (2 dispatchers, shared gatekeeper)"
+    summary = _summary(label, args, tallies, stats, start_at, len(misses))
+    summary["margin_ms_p50_max"] = (
+        [round(margins[len(margins) // 2], 1), round(margins[-1], 1)] if margins else []
     )
+    summary["misses_at_s"] = [round(e.at_ms / 1000 - start_at, 2) for e in misses]
+    return summary
 
 
 def run_local_phase(args: argparse.Namespace, workdir: Path, sim_url: str) -> dict[str, Any]:

@@ -20,7 +20,9 @@ OFFSETS = {"order": 0.0, "interactive": 500.0, "collector": 1000.0, "backfill": 
 
 
 def settings(**overrides: Any) -> RateLimiterSettings:
-    """Test tuning: a small fixed margin (no jitter samples yet) and a generous max wait."""
+    """Test tuning: a small fixed margin (no jitter samples yet), a generous max wait and no
+    pacing (a window's permits may leave at once), so tests see the window rule alone;
+    the pacing tests turn it on."""
     values: dict[str, Any] = {
         "initial_margin_ms": 10.0,
         "min_margin_ms": 1.0,
@@ -30,6 +32,7 @@ def settings(**overrides: Any) -> RateLimiterSettings:
         "penalty_decay_s": 30.0,
         "priority_offsets_ms": dict(OFFSETS),
         "max_wait_s": 30.0,
+        "pacing": 0.0,
     }
     values.update(overrides)
     return RateLimiterSettings(**values)

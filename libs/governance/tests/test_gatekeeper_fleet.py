@@ -20,8 +20,10 @@ pytestmark = pytest.mark.anyio
 
 def _jitter(gk: Gatekeeper, b: Bucket, delays_ms: list[float]) -> None:
     """Feed ``observe`` with calls that took ``delays_ms`` from request to answer."""
+    now = anyio.current_time()  # recent calls: the margin looks back a few seconds only
     for delay in delays_ms:
-        gk.observe(Permit((b,), 0.0, 0.0, 0.0, requested_at=100.0), 100.0 + delay / 1000)
+        sent = now - delay / 1000
+        gk.observe(Permit((b,), 0.0, 0.0, 0.0, requested_at=sent), now)
 
 
 async def test_two_members_share_one_budget(harness: Harness) -> None:

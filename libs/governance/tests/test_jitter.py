@@ -17,12 +17,40 @@ def _estimator(samples: int = 50) -> JitterEstimator:
 
 def test_the_initial_margin_holds_until_enough_samples() -> None:
     estimator = _estimator()
-    for i in range(MIN_JITTER_SAMPLES - 1):
-        estimator.add(10.0 + 30 * i)
-        assert estimator.margin_ms == 50.0
-    estimator.add(10.0)
+    for _ in range(MIN_JITTER_SAMPLES - 1):
+        estimator.add(10.0)
+        assert estimator.margin_ms == 50.0, "a guess, not the spread of a handful of calls"
+    estimator.add(30.0)
     assert estimator.count == MIN_JITTER_SAMPLES
-    assert estimator.margin_ms == pytest.approx(30.0 * (MIN_JITTER_SAMPLES - 2))
+    assert estimator.margin_ms == pytest.approx(20.0)
+
+
+def test_a_cold_start_wider_than_the_guess_widens_the_margin_at_once() -> None:
+    estimator = _estimator()
+    for delay in (140.0, 60.0, 15.0):  # the first calls of a cold process
+        estimator.add(delay)
+    assert estimator.margin_ms == pytest.approx(125.0)
+
+
+def test_old_samples_age_out_but_a_minimum_stays() -> None:
+    now = [0.0]
+    estimator = JitterEstimator(
+        samples=200,
+        initial_ms=50.0,
+        min_ms=2.0,
+        max_ms=1000.0,
+        horizon_s=5.0,
+        clock=lambda: now[0],
+    )
+    estimator.add(300.0, at=0.0)  # a slow first call
+    for i in range(40):
+        estimator.add(20.0 + i % 10, at=0.1 * i)
+    assert estimator.margin_ms == pytest.approx(280.0)
+    now[0] = 5.05  # the slow call is older than the horizon
+    assert estimator.margin_ms == pytest.approx(9.0)
+    now[0] = 1000.0  # everything is old: the newest MIN_JITTER_SAMPLES still count
+    assert estimator.margin_ms == pytest.approx(9.0)
+    assert estimator.count == MIN_JITTER_SAMPLES
 
 
 def test_the_margin_is_the_spread_of_the_recent_samples() -> None:

@@ -150,16 +150,22 @@ class RateLimiterSettings:
 
     ``initial_margin_ms`` is the extra spacing of each run of ``limit`` permits before enough
     calls were observed to measure the jitter; afterwards the margin follows the observed
-    spread of permit-to-answer times over the last ``jitter_samples`` calls. An upstream rate
+    spread of permit-to-answer times over the calls of the last ``jitter_window_s`` seconds
+    (at most ``jitter_samples``). An upstream rate
     error adds ``penalty_ms`` of spacing that decays linearly over ``penalty_decay_s``.
-    ``priority_offsets_ms`` age requests: a request of class C competes as if it had arrived
-    ``offset[C]`` later, so higher classes go first and a waiting low class still gets served.
+    ``pacing`` spreads the grants of sub-minute windows evenly, one every
+    ``pacing * (window + margin) / limit`` on a schedule (0 = bursts allowed: a full window may
+    leave at once). ``priority_offsets_ms`` age requests: a request of class C competes as if it
+    had arrived ``offset[C]`` later, so higher classes go first and a waiting low class still
+    gets served.
     """
 
     initial_margin_ms: float = 50.0
     min_margin_ms: float = 2.0
     max_margin_ms: float = 1000.0
     jitter_samples: int = 200
+    jitter_window_s: float = 5.0
+    pacing: float = 1.0
     penalty_ms: float = 100.0
     penalty_decay_s: float = 30.0
     priority_offsets_ms: dict[str, float] = field(

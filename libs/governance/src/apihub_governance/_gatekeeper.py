@@ -101,6 +101,8 @@ class _Lane:
         self.keys = keys
         self.heap: list[tuple[float, int, _Waiter]] = []
         self.in_flight = False
+        self.not_before = 0.0
+        self.kept_place = False
         self.blocked: tuple[str, int] | None = None
         self._seq = itertools.count()
 
@@ -251,7 +253,7 @@ class Gatekeeper:
         ``anyio.current_time()``) for the jitter margin of each of its buckets."""
         delay_ms = (answered_at - permit.requested_at) * 1000
         for bucket in permit.buckets:
-            self._estimator(bucket.name).add(delay_ms)
+            self._estimator(bucket.name).add(delay_ms, answered_at)
 
     async def upstream_limited(self, permit: Permit, *, code: str, request_id: str = "") -> None:
         """The broker refused a permitted call for its rate (EGW00201, 1700, HTTP 429).
@@ -305,6 +307,11 @@ class Gatekeeper:
             if lane.head() is not waiter or lane.in_flight:
                 await self._sleep(waiter, remaining)
                 continue
+            paced = lane.not_before - anyio.current_time()
+            if paced > 0:
+                # The last grant said when the next one can come (pacing): no point asking.
+                await self._sleep(waiter, min(paced, remaining))
+                continue
             requested_at = anyio.current_time()
             lane.in_flight = True
             try:
@@ -316,6 +323,11 @@ class Gatekeeper:
                 if lane.head() is not waiter:
                     lane.kick()  # a better waiter arrived during the call: its turn now
             if answer.granted:
+                # Only a lane that kept its place in the shared queue may wait out the pacing
+                # gap silently; a lane that left it must ask, and so queue, like everyone else.
+                lane.not_before = (
+                    anyio.current_time() + answer.wait_ms / 1000 if lane.kept_place else 0.0
+                )
                 return await self._granted(lane, waiter, answer, requested_at, charged)
             lane.note_blocked(answer.reason, answer.blocked)
             wait_s = answer.wait_ms / 1000 + WAKE_SLACK_S
@@ -335,6 +347,7 @@ class Gatekeeper:
     async def _try_grant(self, lane: _Lane, waiter: _Waiter) -> _Answer:
         now = anyio.current_time()
         follower = lane.next_after_head()
+        lane.kept_place = follower is not None
         grant_id = f"{self._member}:{next(self._grant_seq)}"
         args: list[str | int | float] = [
             lane.waiter_id,
@@ -351,6 +364,7 @@ class Gatekeeper:
             self._settings.penalty_decay_s * 1000,
             2 * self._settings.max_margin_ms + 1000,
             len(lane.buckets),
+            self._settings.pacing,
         ]
         for bucket in lane.buckets:
             args += [self.margin_ms(bucket), len(bucket.windows)]

@@ -7,33 +7,53 @@ spread of what we can see: ``answered_at - requested_at`` (request to the limite
 broker, answer). That sum varies at least as much as its grant → arrival part, so its spread is
 a conservative stand-in for ``J``.
 
-The spread is ``max - min`` over the last ``samples`` calls, not a quantile spread: the bound is
-a worst-case bound, and the calls a quantile leaves out are exactly the ones that arrive too
-close together and get rejected. The price of an outlier (one slow answer) is a wider margin
-until it ages out of the sample window, e.g. 200 samples ≈ 11 s at 18 calls/s.
+The spread is ``max - min``, not a quantile spread: the bound is a worst-case bound, and the
+calls a quantile leaves out are exactly the ones that arrive too close together and get
+rejected. It is taken over the calls of the last ``horizon_s`` seconds (at most ``samples`` of
+them, and never fewer than :data:`MIN_JITTER_SAMPLES` however old): only calls close in time can
+meet in one window at the broker, so a slow drift of the delays (or the slow first calls of a
+cold start, on fresh connections) must not widen the margin for long. Until
+:data:`MIN_JITTER_SAMPLES` calls were seen, the margin is ``initial_ms`` or the spread seen so
+far, whichever is larger, so a cold start slower than the guess is caught after one window.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from apihub_core import RateLimiterSettings
 
 MIN_JITTER_SAMPLES: Final = 20
-"""Below this many samples the spread means little: ``initial_margin_ms`` is used instead."""
+"""Below this many samples the spread alone means little: ``initial_ms`` is its floor."""
 
 
 class JitterEstimator:
-    """Spread of permit-to-answer times over the last ``samples`` calls of one bucket."""
+    """Spread of recent permit-to-answer times of one bucket.
 
-    def __init__(self, *, samples: int, initial_ms: float, min_ms: float, max_ms: float) -> None:
-        self._samples: deque[float] = deque(maxlen=max(1, samples))
+    ``clock`` gives the time of a sample when :meth:`add` is not told it; it must be the clock
+    of the ``at`` arguments (``anyio.current_time()`` is ``time.monotonic()`` on asyncio).
+    """
+
+    def __init__(
+        self,
+        *,
+        samples: int,
+        initial_ms: float,
+        min_ms: float,
+        max_ms: float,
+        horizon_s: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._samples: deque[tuple[float, float]] = deque(maxlen=max(1, samples))
         self._initial_ms = initial_ms
         self._min_ms = min_ms
         self._max_ms = max(min_ms, max_ms)
-        self._margin: float | None = None
+        self._horizon_s = horizon_s
+        self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: RateLimiterSettings) -> JitterEstimator:
@@ -43,13 +63,14 @@ class JitterEstimator:
             initial_ms=settings.initial_margin_ms,
             min_ms=settings.min_margin_ms,
             max_ms=settings.max_margin_ms,
+            horizon_s=settings.jitter_window_s,
         )
 
-    def add(self, delay_ms: float) -> None:
-        """Record one permit-to-answer time; nonsense (negative, NaN, infinite) is ignored."""
+    def add(self, delay_ms: float, at: float | None = None) -> None:
+        """Record one permit-to-answer time observed at ``at`` (default: now); nonsense
+        (negative, NaN, infinite) is ignored."""
         if math.isfinite(delay_ms) and delay_ms >= 0:
-            self._samples.append(delay_ms)
-            self._margin = None
+            self._samples.append((self._clock() if at is None else at, delay_ms))
 
     @property
     def count(self) -> int:
@@ -58,11 +79,14 @@ class JitterEstimator:
 
     @property
     def margin_ms(self) -> float:
-        """The spacing margin: ``initial_ms`` while fewer than :data:`MIN_JITTER_SAMPLES` exist,
-        else ``max - min`` of the samples, clamped to ``[min_ms, max_ms]``."""
-        if len(self._samples) < MIN_JITTER_SAMPLES:
-            return self._initial_ms
-        if self._margin is None:
-            spread = max(self._samples) - min(self._samples)
-            self._margin = min(self._max_ms, max(self._min_ms, spread))
-        return self._margin
+        """The spacing margin, clamped to ``[min_ms, max_ms]`` (see the module docstring)."""
+        self._forget(self._clock() - self._horizon_s)
+        delays = [delay for _, delay in self._samples]
+        spread = max(delays) - min(delays) if delays else 0.0
+        if len(delays) < MIN_JITTER_SAMPLES:
+            spread = max(self._initial_ms, spread)
+        return min(self._max_ms, max(self._min_ms, spread))
+
+    def _forget(self, before: float) -> None:
+        while len(self._samples) > MIN_JITTER_SAMPLES and self._samples[0][0] < before:
+            self._samples.popleft()

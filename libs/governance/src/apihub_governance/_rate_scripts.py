@@ -53,8 +53,9 @@ local waiter_ttl = tonumber(ARGV[11])
 local decay = tonumber(ARGV[12])
 local keep = tonumber(ARGV[13])
 local nb = tonumber(ARGV[14])
+local pacing = tonumber(ARGV[15])
 
-local pos = 15
+local pos = 16
 local wait, reason, blocked, in_force = 0, '', 0, 0
 local seen = {}
 for i = 1, nb do
@@ -69,12 +70,16 @@ for i = 1, nb do
   local margin = 0
   local reports = redis.call('HGETALL', m)
   for j = 1, #reports, 2 do
+    if reports[j] == '~tat' then
+      -- Not a report: the pacing schedule (below).
+    else
     local v, at = string.match(reports[j+1], '^(%S+) (%S+)$')
     v, at = tonumber(v), tonumber(at)
     if v == nil or at == nil or now - at > report_ttl then
       redis.call('HDEL', m, reports[j])
     elseif v > margin then
       margin = v
+    end
     end
   end
 
@@ -107,11 +112,19 @@ for i = 1, nb do
   end
 
   local widest = 0
+  local pace = 0
+  local due = nil
+  if pacing > 0 then
+    due = tonumber(redis.call('HGET', m, '~tat'))
+  end
   for j = 1, nw do
     local limit, win = tonumber(ARGV[pos]), tonumber(ARGV[pos+1])
     pos = pos + 2
     if win > widest then widest = win end
     local eff = win + margin + penalty
+    if win < 60000 and pacing * eff * cost / limit > pace then
+      pace = pacing * eff * cost / limit
+    end
     local lo = '(' .. f(now - eff)
     local count = redis.call('ZCOUNT', g, lo, '+inf')
     local need = cost + better
@@ -138,10 +151,25 @@ for i = 1, nb do
         why = 'per_second'
       end
       if w > wait then wait, reason, blocked = w, why, i end
+    elseif due ~= nil and win < 60000 then
+      -- Pacing: grants of a sub-minute window are spread evenly instead of leaving in a burst
+      -- when the window rolls over. A burst is served by the broker (and by our own processes)
+      -- one after another, and that queueing is jitter the margin would have to cover. The
+      -- schedule ('~tat', the earliest time of the next grant) advances by one interval per
+      -- grant, so a grant that comes a little late does not delay all that follow.
+      local interval = pacing * eff / limit
+      local gap = due - now
+      if better > 0 then
+        -- The next paced slots belong to the better-ranked waiters, one interval each.
+        local w = math.max(gap, 0) + interval * better
+        if w > wait then wait, reason, blocked = w, 'priority', i end
+      elseif gap > 0 and gap > wait then
+        wait, reason, blocked = gap, 'per_second', i
+      end
     end
   end
   if margin + penalty > in_force then in_force = margin + penalty end
-  seen[i] = {g, q, qi, widest}
+  seen[i] = {g, q, qi, widest, pace, m, due}
 end
 
 if wait > 0 then
@@ -155,8 +183,16 @@ if wait > 0 then
   return {0, f(now), f(wait), reason, blocked, f(in_force)}
 end
 
+local next_gap = 0
 for i = 1, nb do
   local b = seen[i]
+  if pacing > 0 and b[5] > 0 then
+    -- Late by less than half an interval: keep the schedule; later (idle): restart it.
+    local tat = now + b[5]
+    if b[7] ~= nil and b[7] >= now - b[5] / 2 then tat = b[7] + b[5] end
+    redis.call('HSET', b[6], '~tat', f(tat))
+    if tat - now > next_gap then next_gap = tat - now end
+  end
   for c = 1, cost do
     redis.call('ZADD', b[1], now, grant_prefix .. ':' .. c)
   end
@@ -173,13 +209,15 @@ for i = 1, nb do
     redis.call('HDEL', b[3], member)
   end
 end
-return {1, f(now), '0', '', 0, f(in_force)}
+-- On a grant, wait_ms says when the next grant can come at the earliest (pacing), so the next
+-- head sleeps until then instead of asking only to be told to wait.
+return {1, f(now), f(next_gap), '', 0, f(in_force)}
 """
 """One permit decision. KEYS: :func:`bucket_keys` of each bucket, concatenated. ARGV: waiter id,
 grant id prefix, cost, waited ms, priority offset ms, the next local head's waited ms (``-1``:
 none), offset and cost, reporter (gatekeeper member), margin report TTL ms, waiter TTL ms,
-penalty decay ms, grant retention beyond the widest window ms, bucket count; then per bucket: own
-margin ms, window count, and ``limit window_ms`` per window.
+penalty decay ms, grant retention beyond the widest window ms, bucket count, pacing factor;
+then per bucket: own margin ms, window count, and ``limit window_ms`` per window.
 
 Returns ``{granted, now, wait_ms, reason, blocked bucket (1-based), margin in force}``; numbers
 travel as strings because Redis truncates Lua numbers to integers."""
