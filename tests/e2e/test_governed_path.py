@@ -306,3 +306,26 @@ async def test_every_stream_event_decodes(
             event = decode_any(fields)
             assert msgspec.json.decode(fields[b"data"])["type"] == fields[b"type"].decode()
             assert event.schema == 1
+
+
+async def test_a_tr_configured_non_idempotent_is_treated_like_an_order(
+    hub: HubClient,
+    settings: Settings,
+    token_keeper: object,
+    sim_admin: httpx.AsyncClient,
+) -> None:
+    # A query a shop decided must never run twice (say, it has a side effect on its side):
+    # a transport failure is then outcome_unknown, not retried.
+    tuned = replace(
+        settings,
+        dispatcher=replace(settings.dispatcher, non_idempotent_trs=("FHKST01010100",)),
+    )
+    async with open_dispatcher(tuned) as running, anyio.create_task_group() as tg:
+        await tg.start(running.run)
+        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await _fault(sim_admin, "FHKST01010100", "reset")
+        with pytest.raises(OutcomeUnknown):
+            await hub.execute("KIS", "FHKST01010100", PRICE)
+        running.stop()
+    calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "FHKST01010100"})).json()
+    assert len(calls["calls"] if isinstance(calls, dict) else calls) == 2, "sent once each"

@@ -114,6 +114,28 @@ async def test_a_success_resets_the_count(make_breaker: MakeBreaker) -> None:
     assert await breaker.state(P, F) == "open"
 
 
+async def test_a_success_with_nothing_to_reset_costs_no_round_trip(
+    make_breaker: MakeBreaker,
+) -> None:
+    first = await make_breaker(member="d1")
+    second = await make_breaker(member="d2")
+    clean = await first.admit(P, F)
+    assert clean.clean, "closed, no failure counted"
+    await _fail(second, 4)  # counted elsewhere after our admission
+    await first.record(P, F, clean, "success")  # the fast path: nothing sent
+    await _fail(second, 1)
+    assert await first.state(P, F) == "open", "the late success did not reset the count"
+
+
+async def test_a_success_resets_what_was_counted_at_admission(make_breaker: MakeBreaker) -> None:
+    breaker = await make_breaker()
+    await _fail(breaker, 4)
+    dirty = await breaker.admit(P, F)
+    assert not dirty.clean
+    await breaker.record(P, F, dirty, "success")
+    assert (await breaker.admit(P, F)).clean
+
+
 async def test_neutral_outcomes_neither_count_nor_reset(make_breaker: MakeBreaker) -> None:
     breaker = await make_breaker()
     await _fail(breaker, 4)

@@ -142,6 +142,9 @@ class DispatcherSettings:
     http_timeout_s: float = 10.0
     shutdown_grace_s: float = 8.0
     transport: str = "aiohttp"
+    non_idempotent_trs: tuple[str, ...] = ()
+    """TR ids treated like orders (sent at most once, never retried after they may have left)
+    on top of the catalog's order TRs."""
 
 
 @dataclass(frozen=True, slots=True)

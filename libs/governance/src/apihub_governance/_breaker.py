@@ -82,7 +82,7 @@ end
 
 # ARGV[6] = mode ('admit' | 'peek'), ARGV[7] = probe nonce, ARGV[8] = probe lease ms,
 # ARGV[9] = member.
-# Returns {allowed, probe, state, retry_after_ms, gen, transition}.
+# Returns {allowed, probe, state, retry_after_ms, gen, transition[, failures when closed]}.
 _ADMIT_LUA: Final = (
     _PRELUDE
     + """
@@ -91,7 +91,7 @@ local f = redis.call('HMGET', KEYS[1], 'state', 'gen', 'open_until_ms', 'probe_t
 local state = f[1] or 'closed'
 local gen = tonumber(f[2] or '0')
 if state == 'closed' then
-  return {1, 0, 'closed', 0, gen, ''}
+  return {1, 0, 'closed', 0, gen, '', tonumber(f[6] or '0')}
 end
 local now = now_ms()
 local transition = ''
@@ -199,6 +199,9 @@ class Admission:
     """When refused: seconds until a probe may be tried (``0`` when allowed)."""
     token: str
     """Opaque: the breaker generation (and probe lease) this admission belongs to."""
+    clean: bool = False
+    """Closed with no failure counted when admitted: a success then has nothing to reset and
+    costs no round trip."""
 
 
 _ALWAYS: Final = Admission(allowed=True, probe=False, state="closed", retry_after_s=0.0, token="")
@@ -293,6 +296,7 @@ class CircuitBreaker:
             state=_state(reply[2]),
             retry_after_s=0.0 if allowed else int(reply[3]) / 1000,
             token=f"{gen}:{nonce}" if probe else str(gen),
+            clean=len(reply) > 6 and int(reply[6]) == 0,
         )
 
     async def record(
@@ -302,7 +306,8 @@ class CircuitBreaker:
 
         Outside a probe, ``failure`` counts towards ``failure_threshold`` and ``success`` resets
         the count — only while the breaker is still in the closed era the call was admitted in.
-        ``neutral`` changes nothing (and costs no round trip). A probe's ``failure`` re-opens
+        ``neutral`` changes nothing (and costs no round trip), nor does a ``success`` of a call
+        admitted while closed with no failure counted. A probe's ``failure`` re-opens
         the breaker (the open timer restarts); its ``success`` or ``neutral`` closes it. Refused
         admissions, a disabled breaker and Redis errors record nothing.
         """
@@ -311,6 +316,10 @@ class CircuitBreaker:
         if not self._settings.enabled or not admission.allowed or not admission.token:
             return
         if outcome == "neutral" and not admission.probe:
+            return
+        if outcome == "success" and admission.clean:
+            # The hot path: nothing to reset as of the admission. A failure another process
+            # counted since then stays counted, which can only open the breaker sooner.
             return
         gen, _, nonce = admission.token.partition(":")
         keys, args = self._common(provider, family)

@@ -261,7 +261,9 @@ class Dispatcher:
         """Token → breaker → rate-limit permit → call, with retries that stay within the
         caller's deadline and never resend an order that may have reached the broker."""
         request, spec, account = valid.request, valid.spec, valid.account
-        if spec.is_order and not await self._mark_order_sent(request):
+        # Orders, and any TR the operator declared non-idempotent, are sent at most once.
+        once = spec.is_order or request.tr_id in self._tuning.non_idempotent_trs
+        if once and not await self._mark_order_sent(request):
             return self._failed(
                 request,
                 "outcome_unknown",
@@ -349,7 +351,7 @@ class Dispatcher:
                 return self._failed_from(request, error, attempts)
             if isinstance(error, UpstreamAuthError) and token is not None:
                 await self._tokens.invalidate(account, token, code=error.code)
-            if spec.is_order and isinstance(error, UpstreamTransient):
+            if once and isinstance(error, UpstreamTransient):
                 # A network failure or timeout after sending: the broker may have the order.
                 return self._failed(
                     request,
@@ -361,7 +363,7 @@ class Dispatcher:
                 )
             # An order is retried only after an answer proving it was not executed (a
             # rejected token); anything else about an order is reported as is.
-            retry = error.retryable and (not spec.is_order or isinstance(error, UpstreamAuthError))
+            retry = error.retryable and (not once or isinstance(error, UpstreamAuthError))
             # Re-queued rate misses do not use up the retry budget; ``attempts`` still counts
             # every call that reached the broker.
             tries = attempts - requeues
