@@ -18,9 +18,7 @@ from redis.exceptions import RedisError
 from apihub_brokers import AccessToken, BrokerClient, BrokerReply
 from apihub_core import (
     CircuitOpen,
-    ConfigurationError,
     HubError,
-    HubUnavailable,
     Priority,
     Provider,
     Settings,
@@ -302,7 +300,7 @@ class Dispatcher:
                 finally:
                     if permit is not None:
                         self._gatekeeper.observe(permit, anyio.current_time())
-            except (UpstreamError, ConfigurationError, HubUnavailable) as exc:
+            except HubError as exc:
                 error: HubError = exc
             else:
                 await self._breaker.record(valid.provider.value, spec.family, admission, "success")
