@@ -23,6 +23,13 @@ import httpx
 import redis
 from rich.console import Console
 
+from apihub_core import Keys
+from apihub_core._keys import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP
+
+TR_ID: Final = "FHKST01010100"
+"""The TR every benchmark calls: KIS current price, cheap for the simulator and the hub alike."""
+PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+
 READY_RE: Final = re.compile(r"ready at (\S+)")
 START_TIMEOUT_S: Final = 60.0
 NAGLE_STALL_MS: Final = 20.0
@@ -199,3 +206,39 @@ def fresh_app_key() -> tuple[str, str]:
     key = "PSBENCH" + "".join(secrets.choice(alphabet) for _ in range(29))
     secret = "".join(secrets.choice(alphabet + "+/") for _ in range(180))
     return key, secret
+
+
+def start_hub(
+    workdir: Path, redis_url: str, namespace: str, env: dict[str, str], dispatchers: int
+) -> list[Child]:
+    """A token-keeper and ``dispatchers`` dispatcher processes on ``namespace``, each ready
+    (its consumer group exists); keeper first, so stop them in reverse."""
+    children = [
+        start_service(
+            "apihub_token_keeper",
+            "token-keeper",
+            env,
+            workdir / "keeper.log",
+            redis_url,
+            Keys(namespace).tokens,
+            TOKEN_KEEPER_GROUP,
+        )
+    ]
+    try:
+        for n in range(dispatchers):
+            children.append(
+                start_service(
+                    "apihub_dispatcher",
+                    f"dispatcher-{n}",
+                    env,
+                    workdir / f"dispatcher-{n}.log",
+                    redis_url,
+                    Keys(namespace).requests,
+                    DISPATCHER_GROUP,
+                )
+            )
+    except BaseException:
+        for child in reversed(children):
+            child.stop()
+        raise
+    return children

@@ -32,7 +32,16 @@ from typing import Any, Final
 import anyio
 import httpx
 import redis
-from _harness import Child, child_env, console, fresh_app_key, start_service, start_sim
+from _harness import (
+    PARAMS,
+    TR_ID,
+    Child,
+    child_env,
+    console,
+    fresh_app_key,
+    start_hub,
+    start_sim,
+)
 
 from apihub_core import (
     BreakerStateChanged,
@@ -43,10 +52,7 @@ from apihub_core import (
     Provider,
     decode_any,
 )
-from apihub_core._keys import TOKEN_KEEPER_GROUP
 
-TR_ID: Final = "FHKST01010100"
-PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 THRESHOLD: Final = 5
 OPEN_S: Final = 30.0
 LOADS: Final = 2
@@ -106,29 +112,7 @@ def _orchestrate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "APIHUB_DATA_DIR": str(workdir / "data"),
                 }
             )
-            children.append(
-                start_service(
-                    "apihub_token_keeper",
-                    "token-keeper",
-                    env,
-                    workdir / "keeper.log",
-                    server.url,
-                    keys.tokens,
-                    TOKEN_KEEPER_GROUP,
-                )
-            )
-            for n in range(DISPATCHERS):
-                children.append(
-                    start_service(
-                        "apihub_dispatcher",
-                        f"dispatcher-{n}",
-                        env,
-                        workdir / f"dispatcher-{n}.log",
-                        server.url,
-                        keys.requests,
-                        "dispatcher",
-                    )
-                )
+            children += start_hub(workdir, server.url, namespace, env, DISPATCHERS)
             start_at = time.time() + 3.0
             loads = []
             for n in range(LOADS):

@@ -61,6 +61,8 @@ from typing import Any, Final, Literal
 import anyio
 import msgspec
 from _harness import (
+    PARAMS,
+    TR_ID,
     Child,
     child_env,
     console,
@@ -94,8 +96,6 @@ from apihub_core import (
 )
 from apihub_core._keys import TOKEN_KEEPER_GROUP
 
-TR_ID: Final = "FHKST01010100"
-PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("aiohttp", "httpx")
 DISPATCHER_CONCURRENCY: Final = 256  # the DispatcherSettings default
 HTTP_MAX_CONNECTIONS: Final = DISPATCHER_CONCURRENCY  # direct client sized like the dispatcher's

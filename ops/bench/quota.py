@@ -31,6 +31,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +40,16 @@ from typing import Any, Final
 import anyio
 import httpx
 import redis
-from _harness import Child, child_env, console, fresh_app_key, start_service, start_sim
+from _harness import (
+    PARAMS,
+    TR_ID,
+    Child,
+    child_env,
+    console,
+    fresh_app_key,
+    start_hub,
+    start_sim,
+)
 
 from apihub_brokers import AccessToken, KisClient, lookup_tr, make_http_client
 from apihub_core import (
@@ -57,11 +67,8 @@ from apihub_core import (
     UpstreamRateLimitHit,
     decode_any,
 )
-from apihub_core._keys import TOKEN_KEEPER_GROUP
 from apihub_governance import LocalLimiter, buckets_for
 
-TR_ID: Final = "FHKST01010100"
-PARAMS: Final = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 LIMIT: Final = 18  # KIS real, per app key per sliding second (FACTS §A5)
 BASE_LATENCY_MS: Final = 5
 PRODUCERS: Final = 4
@@ -74,12 +81,25 @@ ENV_TOKEN: Final = "QUOTA_BENCH_TOKEN"  # noqa: S105 - a variable name
 
 @dataclass
 class Tally:
-    """What one load process saw: completion times (monotonic, s) of accepted calls."""
+    """What one load process saw: completion times (wall clock, s) of accepted calls."""
 
     done_at: list[float]
     rate_limited: int = 0
     errors: int = 0
     first_error: str = ""
+
+    async def count(self, call: Awaitable[object]) -> None:
+        """Await one call and count how it ended."""
+        try:
+            await call
+        except UpstreamRateLimited as exc:
+            self.rate_limited += 1
+            self.first_error = self.first_error or str(exc)
+        except HubError as exc:
+            self.errors += 1
+            self.first_error = self.first_error or str(exc)
+        else:
+            self.done_at.append(time.time())
 
 
 # -- the load processes ------------------------------------------------------------------------
@@ -92,16 +112,7 @@ async def _hub_load(args: argparse.Namespace) -> Tally:
 
         async def worker() -> None:
             while time.time() < stop_at:
-                try:
-                    await hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=60)
-                except UpstreamRateLimited as exc:
-                    tally.rate_limited += 1
-                    tally.first_error = tally.first_error or str(exc)
-                except HubError as exc:
-                    tally.errors += 1
-                    tally.first_error = tally.first_error or str(exc)
-                else:
-                    tally.done_at.append(time.time())
+                await tally.count(hub.execute(Provider.KIS, TR_ID, PARAMS, timeout=60))
 
         await anyio.sleep(max(0.0, args.start_at - time.time()))
         async with anyio.create_task_group() as tg:
@@ -129,15 +140,9 @@ async def _direct_load(args: argparse.Namespace) -> Tally:
             while time.time() < stop_at:
                 permit = await limiter.acquire(buckets, "interactive", timeout_s=60)
                 try:
-                    await kis.call(spec, PARAMS, account=account, token=token, timeout=30)
-                except UpstreamRateLimited as exc:
-                    tally.rate_limited += 1
-                    tally.first_error = tally.first_error or str(exc)
-                except HubError as exc:
-                    tally.errors += 1
-                    tally.first_error = tally.first_error or str(exc)
-                else:
-                    tally.done_at.append(time.time())
+                    await tally.count(
+                        kis.call(spec, PARAMS, account=account, token=token, timeout=30)
+                    )
                 finally:
                     limiter.observe(permit, anyio.current_time())
 
@@ -250,30 +255,8 @@ def run_hub_phase(
             "APIHUB_DATA_DIR": str(workdir / "data"),
         }
     )
-    services = [
-        start_service(
-            "apihub_token_keeper",
-            "token-keeper",
-            env,
-            workdir / "keeper.log",
-            redis_url,
-            keys.tokens,
-            TOKEN_KEEPER_GROUP,
-        )
-    ]
+    services = start_hub(workdir, redis_url, namespace, env, DISPATCHERS)
     try:
-        for n in range(DISPATCHERS):
-            services.append(
-                start_service(
-                    "apihub_dispatcher",
-                    f"dispatcher-{n}",
-                    env,
-                    workdir / f"dispatcher-{n}.log",
-                    redis_url,
-                    keys.requests,
-                    "dispatcher",
-                )
-            )
         start_at, loads = _load_processes(
             "producer",
             PRODUCERS,

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from apihub_core import (
     AccountConfig,
+    ErrorClass,
     HubError,
     HubUnavailable,
     Keys,
@@ -79,6 +80,22 @@ class FakeKeeper:
 
     async def requests(self) -> list[TokenRequested]:
         return [e for e in await self.events() if isinstance(e, TokenRequested)]
+
+    async def fail_when_asked(
+        self, error_class: ErrorClass, code: str, retry_in_ms: int | None, message: str = ""
+    ) -> None:
+        """Wait for a ``token.requested``, then answer it with a ``token.failed``."""
+        await async_wait_until(self.requests, timeout=10)
+        await self.announce(
+            TokenFailed(
+                provider="KIS",
+                account="default",
+                error_class=error_class,
+                code=code,
+                message=message,
+                retry_in_ms=retry_in_ms,
+            )
+        )
 
 
 @pytest.fixture
@@ -194,17 +211,8 @@ async def test_a_keeper_that_gave_up_raises_the_typed_error(
     source: SharedTokenSource, keeper: FakeKeeper, account: AccountConfig
 ) -> None:
     async def give_up() -> None:
-        await async_wait_until(keeper.requests, timeout=10)
-        await keeper.announce(
-            TokenFailed(
-                provider="KIS",
-                account="default",
-                error_class="permanent",
-                code="EGW00105",
-                message="유효하지 않은 AppSecret입니다.",
-                retry_in_ms=None,
-            )
-        )
+        message = "유효하지 않은 AppSecret입니다."
+        await keeper.fail_when_asked("permanent", "EGW00105", None, message)
 
     error = await _get_error(source, account, give_up)
     assert isinstance(error, UpstreamRejected)
@@ -216,16 +224,8 @@ async def test_a_keeper_still_retrying_is_waited_for(
     source: SharedTokenSource, keeper: FakeKeeper, account: AccountConfig
 ) -> None:
     async def fail_then_issue() -> None:
-        await async_wait_until(keeper.requests, timeout=10)
-        await keeper.announce(
-            TokenFailed(
-                provider="KIS",
-                account="default",
-                error_class="rate_limited",
-                code="EGW00201",
-                retry_in_ms=300,  # sooner than the source gives up: worth waiting for
-            )
-        )
+        # The retry comes sooner than the source gives up: worth waiting for.
+        await keeper.fail_when_asked("rate_limited", "EGW00201", 300)
         await keeper.write("after-the-retry")
 
     async with anyio.create_task_group() as tg:
@@ -244,20 +244,12 @@ async def test_a_keeper_still_retrying_at_the_deadline_reports_its_error(
     source = make_source(aredis, keys, store, token_wait_s=1.0)
 
     async def fail() -> None:
-        await async_wait_until(keeper.requests, timeout=10)
-        await keeper.announce(
-            TokenFailed(
-                provider="KIS",
-                account="default",
-                error_class="rate_limited",
-                code="EGW00133",
-                retry_in_ms=60_000,
-            )
-        )
+        # A retry within the wait, which then never delivers: the deadline answers.
+        await keeper.fail_when_asked("rate_limited", "EGW00201", 500)
 
     error = await _get_error(source, account, fail)
     assert isinstance(error, UpstreamRateLimited)
-    assert error.code == "EGW00133"
+    assert error.code == "EGW00201"
     assert "still retrying" in str(error)
 
 
@@ -267,16 +259,7 @@ async def test_a_retry_beyond_the_wait_fails_fast_until_its_time(
     # EGW00133: the keeper cannot try again for a minute, so waiting token_wait_s is useless;
     # callers get the broker's refusal at once, and later callers without asking again.
     async def refuse() -> None:
-        await async_wait_until(keeper.requests, timeout=10)
-        await keeper.announce(
-            TokenFailed(
-                provider="KIS",
-                account="default",
-                error_class="rate_limited",
-                code="EGW00133",
-                retry_in_ms=60_000,
-            )
-        )
+        await keeper.fail_when_asked("rate_limited", "EGW00133", 60_000)
 
     first = await _get_error(source, account, refuse)
     assert isinstance(first, UpstreamRateLimited)

@@ -142,32 +142,32 @@ class TokenInvalidated(Event, frozen=True, kw_only=True, tag="token.invalidated"
     reported_at_ms: int = 0
 
 
-class TokenIssued(Event, frozen=True, kw_only=True, tag="token.issued"):
+class _TokenStored(Event, frozen=True, kw_only=True):
+    """What the token-keeper announces when it stored a token (never the token itself)."""
+
+    provider: str
+    account: str
+    fence: int
+    expires_at_ms: int
+    issued_at_ms: int
+    reason: str = ""
+    replaces_fence: int | None = None
+
+
+class TokenIssued(_TokenStored, frozen=True, kw_only=True, tag="token.issued"):
     """The token-keeper stored a token for an account that had none (or none still valid).
 
     ``replaces_fence`` is the fence of the token it replaced, if any; ``reason`` says why it
     was issued (``requested``, ``expiring``, ``invalidated``, ``startup``).
     """
 
-    provider: str
-    account: str
-    fence: int
-    expires_at_ms: int
-    issued_at_ms: int
     reason: str = "requested"
-    replaces_fence: int | None = None
 
 
-class TokenRefreshed(Event, frozen=True, kw_only=True, tag="token.refreshed"):
+class TokenRefreshed(_TokenStored, frozen=True, kw_only=True, tag="token.refreshed"):
     """The token-keeper replaced a stored token (before expiry, or after an invalidation)."""
 
-    provider: str
-    account: str
-    fence: int
-    expires_at_ms: int
-    issued_at_ms: int
     reason: str = "expiring"
-    replaces_fence: int | None = None
 
 
 class TokenFailed(Event, frozen=True, kw_only=True, tag="token.failed"):
