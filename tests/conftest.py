@@ -10,13 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from apihub_core import HubClient, Keys, Settings, load_settings
-from apihub_core._token_store import TokenStore, load_token_key
+from apihub_core import HubClient, Keys
 from apihub_dispatcher import Dispatcher, open_dispatcher
+from apihub_runtime import Settings, TokenStore, load_settings, load_token_key
 from apihub_token_keeper import TokenKeeper, open_token_keeper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,13 +93,6 @@ async def dispatcher(settings: Settings, token_keeper: TokenKeeper) -> AsyncIter
 async def hub(redis_url: str, hub_namespace: str) -> AsyncIterator[HubClient]:
     """A HubClient of this test's namespace."""
     async with HubClient.from_url(redis_url, namespace=hub_namespace) as client:
-        yield client
-
-
-@pytest.fixture
-async def sim_admin(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the simulator's base URL, for its ``/__sim`` admin API."""
-    async with httpx.AsyncClient(base_url=sim_url, timeout=10.0) as client:
         yield client
 
 

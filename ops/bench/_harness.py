@@ -23,8 +23,7 @@ import httpx
 import redis
 from rich.console import Console
 
-from apihub_core import Keys
-from apihub_core._keys import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP
+from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, Keys
 
 TR_ID: Final = "FHKST01010100"
 """The TR every benchmark calls: KIS current price, cheap for the simulator and the hub alike."""

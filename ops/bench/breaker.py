@@ -43,15 +43,8 @@ from _harness import (
     start_sim,
 )
 
-from apihub_core import (
-    BreakerStateChanged,
-    EmbeddedRedis,
-    HubClient,
-    HubError,
-    Keys,
-    Provider,
-    decode_any,
-)
+from apihub_core import BreakerStateChanged, HubClient, HubError, Keys, Provider, decode_any
+from apihub_embedded import EmbeddedRedis
 
 THRESHOLD: Final = 5
 OPEN_S: Final = 30.0

@@ -75,26 +75,10 @@ from _harness import (
 )
 from rich.table import Table
 
-from apihub_brokers import (
-    AccessToken,
-    KisClient,
-    TransportName,
-    TrSpec,
-    lookup_tr,
-    make_http_client,
-)
-from apihub_core import (
-    AccountConfig,
-    EmbeddedRedis,
-    HubClient,
-    HubError,
-    Keys,
-    Provider,
-    Secret,
-    find_redis_server,
-    redis_server_version,
-)
-from apihub_core._keys import TOKEN_KEEPER_GROUP
+from apihub_brokers import KisClient, TransportName, TrSpec, lookup_tr, make_http_client
+from apihub_core import TOKEN_KEEPER_GROUP, HubClient, HubError, Keys, Provider
+from apihub_embedded import EmbeddedRedis, find_redis_server, redis_server_version
+from apihub_runtime import AccessToken, AccountConfig, Secret
 
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("aiohttp", "httpx")
 DISPATCHER_CONCURRENCY: Final = 256  # the DispatcherSettings default

@@ -51,23 +51,20 @@ from _harness import (
     start_sim,
 )
 
-from apihub_brokers import AccessToken, KisClient, lookup_tr, make_http_client
+from apihub_brokers import KisClient, lookup_tr, make_http_client
 from apihub_core import (
-    AccountConfig,
-    AccountRate,
-    EmbeddedRedis,
     HubClient,
     HubError,
     Keys,
     Provider,
-    RateLimiterSettings,
     RateLimitWaited,
-    Secret,
     UpstreamRateLimited,
     UpstreamRateLimitHit,
     decode_any,
 )
+from apihub_embedded import EmbeddedRedis
 from apihub_governance import LocalLimiter, buckets_for
+from apihub_runtime import AccessToken, AccountConfig, AccountRate, RateLimiterSettings, Secret
 
 LIMIT: Final = 18  # KIS real, per app key per sliding second (FACTS §A5)
 BASE_LATENCY_MS: Final = 5

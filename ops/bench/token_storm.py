@@ -50,9 +50,9 @@ import redis
 import redis.asyncio as aioredis
 
 from apihub_broker_sim import SimConfig, ThreadedSimServer, appkey_fingerprint
-from apihub_core import EmbeddedRedis, Keys, Provider, load_settings
-from apihub_core._token_store import TokenStore, load_token_key
-from apihub_dispatcher._shared_tokens import SharedTokenSource
+from apihub_core import Keys, Provider
+from apihub_embedded import EmbeddedRedis
+from apihub_runtime import SharedTokenSource, TokenStore, load_settings, load_token_key
 
 TARGET_ISSUANCES: Final = 1
 TARGET_MAX_S: Final = 2.0

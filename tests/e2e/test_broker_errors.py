@@ -11,7 +11,6 @@ from tests.conftest import DAILY, ORDER, PRICE
 from apihub_core import (
     HubClient,
     OutcomeUnknown,
-    Settings,
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimited,
@@ -19,6 +18,7 @@ from apihub_core import (
     UpstreamTransient,
 )
 from apihub_dispatcher import Dispatcher
+from apihub_runtime import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from tests.conftest import DAILY, ORDER, PRICE, dispatcher_process
 
-from apihub_core import HubClient, Keys, OutcomeUnknown, Response, Settings
+from apihub_core import HubClient, Keys, OutcomeUnknown, Response
 from apihub_dispatcher import open_dispatcher
+from apihub_runtime import Settings
 from apihub_testing import async_wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("token_keeper")]

@@ -112,7 +112,7 @@ async def test_poison_entry_is_dead_lettered_after_max_deliveries(
     settings: object, redis: aioredis.Redis, keys: Keys, redis_url: str
 ) -> None:
     # An entry whose handler keeps failing (here: its consumer keeps dying) is given up on.
-    from apihub_core import consumer_name, ensure_group
+    from apihub_runtime import consumer_name, ensure_group
 
     await ensure_group(redis, keys.requests, "dispatcher")
     entry_id = await redis.xadd(keys.requests, {"data": json.dumps(_request(keys.reply("p")))})

@@ -12,8 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from tests.conftest import PRICE
 
-from apihub_core import EmbeddedRedis, HubClient, HubUnavailable, Keys, Settings
+from apihub_core import HubClient, HubUnavailable, Keys
 from apihub_dispatcher import open_dispatcher
+from apihub_embedded import EmbeddedRedis
+from apihub_runtime import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("token_keeper")]
 

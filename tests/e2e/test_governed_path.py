@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from tests.conftest import DAILY, ORDER, PRICE
 
 from apihub_core import (
-    AccountRate,
     BreakerStateChanged,
     CircuitOpen,
     HubClient,
@@ -23,7 +22,6 @@ from apihub_core import (
     OutcomeUnknown,
     Priority,
     Provider,
-    Settings,
     TokenInvalidated,
     TokenRefreshed,
     UpstreamRateLimitHit,
@@ -31,6 +29,7 @@ from apihub_core import (
     decode_any,
 )
 from apihub_dispatcher import Dispatcher, open_dispatcher
+from apihub_runtime import AccountRate, Settings
 from apihub_testing import async_wait_until
 from apihub_token_keeper import open_token_keeper
 

@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from tests.conftest import PRICE, hub_settings
 
 from apihub_broker_sim import SimConfig, ThreadedSimServer
-from apihub_core import AccountRate, HubClient, Keys, Provider
+from apihub_core import HubClient, Keys, Provider
 from apihub_dispatcher import open_dispatcher
+from apihub_runtime import AccountRate
 from apihub_token_keeper import open_token_keeper
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,9 @@ import pytest
 import redis.asyncio as aioredis
 from tests.conftest import DAILY, PRICE, stored_tokens
 
-from apihub_core import HubClient, HubError, Provider, Settings
+from apihub_core import HubClient, HubError, Provider
 from apihub_dispatcher import Dispatcher
+from apihub_runtime import Settings
 from apihub_testing import redis_strings
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import PRICE, stored_tokens
 
-from apihub_core import HubClient, Provider, Settings, UpstreamRateLimited
+from apihub_core import HubClient, Provider, UpstreamRateLimited
 from apihub_dispatcher import Dispatcher
+from apihub_runtime import Settings
 from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio

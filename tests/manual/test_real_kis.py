@@ -14,8 +14,9 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from apihub_core import HubClient, load_settings
+from apihub_core import HubClient
 from apihub_dispatcher import open_dispatcher
+from apihub_runtime import load_settings
 from apihub_token_keeper import open_token_keeper
 
 pytestmark = [pytest.mark.manual, pytest.mark.anyio]

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from apihub_brokers import AccessToken, KisClient, KiwoomClient
-from apihub_core import AccountConfig, Provider, Secret
+from apihub_brokers import KisClient, KiwoomClient
+from apihub_core import Provider
+from apihub_runtime import AccessToken, AccountConfig, Secret
 
 APP_KEY = "PSappkeyZZZ-unique-7f3a9c-0000000000000"
 APP_SECRET = "SECRETzzz-unique-b81e44-" + "s" * 40

@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from apihub_brokers import AccessToken, KisClient, TrSpec, lookup_tr
+from apihub_brokers import KisClient, TrSpec, lookup_tr
 from apihub_core import (
-    AccountConfig,
     ConfigurationError,
     Provider,
     UpstreamAuthError,
@@ -19,6 +18,7 @@ from apihub_core import (
     UpstreamRejected,
     UpstreamTransient,
 )
+from apihub_runtime import AccessToken, AccountConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -307,7 +307,7 @@ async def test_a_missing_base_url_is_a_configuration_error(
 
 
 def test_access_token_expiry_arithmetic() -> None:
-    from apihub_core import Secret
+    from apihub_runtime import Secret
 
     now = datetime(2025, 1, 1, tzinfo=UTC)
     token = AccessToken(Secret("x"), now + timedelta(seconds=90))

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from apihub_brokers import AccessToken, KiwoomClient, TrSpec, lookup_tr
+from apihub_brokers import KiwoomClient, TrSpec, lookup_tr
 from apihub_core import (
-    AccountConfig,
     Provider,
     UpstreamAuthError,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTransient,
 )
+from apihub_runtime import AccessToken, AccountConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,9 @@ import anyio
 import httpx
 import pytest
 
-from apihub_brokers import AccessToken, KisClient, KiwoomClient, lookup_tr
-from apihub_core import AccountConfig, HubError, Provider
+from apihub_brokers import KisClient, KiwoomClient, lookup_tr
+from apihub_core import HubError, Provider
+from apihub_runtime import AccessToken, AccountConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,6 @@ from anyio.abc import SocketAttribute, SocketStream
 from httpx_aiohttp import AiohttpTransport
 
 from apihub_brokers import (
-    AccessToken,
     KisClient,
     KiwoomClient,
     TransportName,
@@ -28,7 +27,8 @@ from apihub_brokers import (
     lookup_tr,
     make_http_client,
 )
-from apihub_core import AccountConfig, ConfigurationError, Provider, UpstreamTransient
+from apihub_core import ConfigurationError, Provider, UpstreamTransient
+from apihub_runtime import AccessToken, AccountConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,9 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from apihub_core import AnyEvent, Keys, RateLimiterSettings, decode_any
+from apihub_core import AnyEvent, Keys, decode_any
 from apihub_governance import Bucket, Gatekeeper, Window
+from apihub_runtime import RateLimiterSettings
 
 E = TypeVar("E")
 

@@ -10,10 +10,16 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from apihub_core import BreakerSettings, BreakerState, BreakerStateChanged, Keys, decode_any
-from apihub_core._codec import StreamEntry
-from apihub_core._errors import ConfigurationError
+from apihub_core import (
+    BreakerState,
+    BreakerStateChanged,
+    ConfigurationError,
+    Keys,
+    StreamEntry,
+    decode_any,
+)
 from apihub_governance import Admission, CircuitBreaker
+from apihub_runtime import BreakerSettings
 from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio

@@ -9,16 +9,14 @@ import anyio
 import pytest
 
 from apihub_core import (
-    AccountConfig,
-    AccountRate,
     HubUnavailable,
     Provider,
     RateLimitRejected,
     RateLimitWaited,
-    Secret,
     UpstreamRateLimited,
 )
 from apihub_governance import RATE_LIMIT_CODE, Bucket, Permit, Window, buckets_for
+from apihub_runtime import AccountConfig, AccountRate, Secret
 from apihub_testing import async_wait_until
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from apihub_core import RateLimiterSettings
 from apihub_governance import JitterEstimator
 from apihub_governance._jitter import MIN_JITTER_SAMPLES
+from apihub_runtime import RateLimiterSettings
 
 
 def _estimator(samples: int = 50) -> JitterEstimator:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from apihub_core import RateLimiterSettings, UpstreamRateLimited
+from apihub_core import UpstreamRateLimited
 from apihub_governance import RATE_LIMIT_CODE, Bucket, LocalLimiter, Permit, Window
+from apihub_runtime import RateLimiterSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
-from typing import Any
 
-import httpx
 import pytest
 import redis
 
@@ -51,19 +48,3 @@ async def session_scoped_async_value(anyio_backend: str) -> str:
 async def test_anyio_runs_on_asyncio(session_scoped_async_value: str) -> None:
     assert session_scoped_async_value == "asyncio"
     asyncio.get_running_loop()  # raises unless the test runs on asyncio
-
-
-def _sim_available() -> bool:
-    try:
-        module = importlib.import_module("apihub_broker_sim")
-    except Exception:
-        return False
-    return hasattr(module, "ThreadedSimServer")
-
-
-@pytest.mark.skipif(not _sim_available(), reason="apihub_broker_sim.ThreadedSimServer missing")
-def test_sim_url_is_the_reset_simulator(sim: Any, sim_url: str) -> None:
-    assert sim_url == str(sim.url).rstrip("/")
-    assert not sim_url.endswith("/")
-    response = httpx.post(f"{sim_url}/__sim/reset", timeout=10.0)
-    assert response.is_success

@@ -43,6 +43,6 @@ def make_sim() -> Iterator[Callable[..., Harness]]:
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Harness]) -> Harness:
+def frozen_sim(make_sim: Callable[..., Harness]) -> Harness:
     """A simulator frozen at Friday 2025-03-21 13:00:30 KST with default settings."""
     return make_sim()

@@ -27,29 +27,31 @@ def test_sim_clock_freeze_set_advance_unfreeze() -> None:
     assert abs((running.now() - datetime.now(KST)).total_seconds()) < 5
 
 
-def test_clock_endpoints(sim: Harness) -> None:
-    assert sim.client.get("/__sim/health").json() == {"ok": True}
-    assert sim.client.get("/__sim/clock").json() == {"now": NOW.isoformat(), "frozen": True}
-    moved = sim.client.post("/__sim/clock", json={"advance_s": 30}).json()
+def test_clock_endpoints(frozen_sim: Harness) -> None:
+    assert frozen_sim.client.get("/__sim/health").json() == {"ok": True}
+    assert frozen_sim.client.get("/__sim/clock").json() == {"now": NOW.isoformat(), "frozen": True}
+    moved = frozen_sim.client.post("/__sim/clock", json={"advance_s": 30}).json()
     assert moved["now"] == "2025-03-21T13:01:00+09:00"
-    set_to = sim.client.post("/__sim/clock", json={"now": "2025-03-20T10:00:00+09:00"}).json()
+    set_to = frozen_sim.client.post(
+        "/__sim/clock", json={"now": "2025-03-20T10:00:00+09:00"}
+    ).json()
     assert set_to == {"now": "2025-03-20T10:00:00+09:00", "frozen": True}
-    running = sim.client.post("/__sim/clock", json={"frozen": False}).json()
+    running = frozen_sim.client.post("/__sim/clock", json={"frozen": False}).json()
     assert running["frozen"] is False
-    refrozen = sim.client.post(
+    refrozen = frozen_sim.client.post(
         "/__sim/clock", json={"now": "2025-03-21T13:00:30+09:00", "frozen": True}
     ).json()
     assert refrozen["now"] == NOW.isoformat()
     for bad in ({"now": "yesterday"}, {"advance_s": "x"}, {"frozen": "no"}):
-        assert sim.client.post("/__sim/clock", json=bad).status_code == 400
-    assert sim.client.post("/__sim/clock", content=b"{").status_code == 400
+        assert frozen_sim.client.post("/__sim/clock", json=bad).status_code == 400
+    assert frozen_sim.client.post("/__sim/clock", content=b"{").status_code == 400
 
 
-def test_answers_follow_the_clock(sim: Harness) -> None:
-    before = sim.kis_minutes("153000").json()
+def test_answers_follow_the_clock(frozen_sim: Harness) -> None:
+    before = frozen_sim.kis_minutes("153000").json()
     assert before["output2"][0]["stck_cntg_hour"] == "130000"
-    sim.client.post("/__sim/clock", json={"advance_s": 600})
-    after = sim.kis_minutes("153000").json()
+    frozen_sim.client.post("/__sim/clock", json={"advance_s": 600})
+    after = frozen_sim.kis_minutes("153000").json()
     assert after["output2"][0]["stck_cntg_hour"] in ("130900", "131000")
     assert int(after["output1"]["acml_vol"]) > int(before["output1"]["acml_vol"])
     # Bars that were complete before do not change as time passes.
@@ -59,15 +61,15 @@ def test_answers_follow_the_clock(sim: Harness) -> None:
             assert row == old[row["stck_cntg_hour"]]
 
 
-def test_reset_clears_everything_but_the_clock(sim: Harness) -> None:
-    sim.kis_token()
-    sim.client.post("/__sim/faults", json={"match": {}, "count": -1, "action": "delay"})
-    sim.client.post("/__sim/clock", json={"advance_s": 5})
-    assert sim.client.post("/__sim/reset").json() == {"reset": True}
-    assert sim.client.get("/__sim/faults").json() == []
-    assert sim.client.get("/__sim/stats").json()["total_calls"] == 0
-    assert sim.kis_price().json()["msg_cd"] == "EGW00121"  # the token is gone
-    assert sim.client.get("/__sim/clock").json()["now"] == "2025-03-21T13:00:35+09:00"
+def test_reset_clears_everything_but_the_clock(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    frozen_sim.client.post("/__sim/faults", json={"match": {}, "count": -1, "action": "delay"})
+    frozen_sim.client.post("/__sim/clock", json={"advance_s": 5})
+    assert frozen_sim.client.post("/__sim/reset").json() == {"reset": True}
+    assert frozen_sim.client.get("/__sim/faults").json() == []
+    assert frozen_sim.client.get("/__sim/stats").json()["total_calls"] == 0
+    assert frozen_sim.kis_price().json()["msg_cd"] == "EGW00121"  # the token is gone
+    assert frozen_sim.client.get("/__sim/clock").json()["now"] == "2025-03-21T13:00:35+09:00"
 
 
 def test_the_date_header_follows_the_simulated_clock() -> None:
@@ -77,7 +79,7 @@ def test_the_date_header_follows_the_simulated_clock() -> None:
 
     from apihub_broker_sim import ThreadedSimServer
 
-    with ThreadedSimServer() as sim, httpx.Client(base_url=sim.url) as client:
+    with ThreadedSimServer() as frozen_sim, httpx.Client(base_url=frozen_sim.url) as client:
         client.post(
             "/__sim/clock", json={"now": "2025-03-21T16:00:00+09:00", "frozen": True}
         ).raise_for_status()

@@ -22,25 +22,25 @@ CCNL = "FHKST01010300"
 FP = appkey_fingerprint(APPKEY)
 
 
-def _add(sim: Harness, spec: dict[str, Any]) -> dict[str, Any]:
-    response = sim.client.post("/__sim/conditions", json=spec)
+def _add(frozen_sim: Harness, spec: dict[str, Any]) -> dict[str, Any]:
+    response = frozen_sim.client.post("/__sim/conditions", json=spec)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def _calls(sim: Harness, tr_id: str = PRICE) -> list[dict[str, Any]]:
-    return list(sim.client.get("/__sim/calls", params={"tr_id": tr_id}).json())
+def _calls(frozen_sim: Harness, tr_id: str = PRICE) -> list[dict[str, Any]]:
+    return list(frozen_sim.client.get("/__sim/calls", params={"tr_id": tr_id}).json())
 
 
-def _stats(sim: Harness) -> dict[str, Any]:
-    return dict(sim.client.get("/__sim/stats").json())
+def _stats(frozen_sim: Harness) -> dict[str, Any]:
+    return dict(frozen_sim.client.get("/__sim/stats").json())
 
 
-def _delays(sim: Harness, calls: int = 15) -> list[float]:
-    sim.kis_token()
+def _delays(frozen_sim: Harness, calls: int = 15) -> list[float]:
+    frozen_sim.kis_token()
     for _ in range(calls):
-        assert sim.kis_price().status_code == 200
-    return [call["latency_ms"] for call in _calls(sim)]
+        assert frozen_sim.kis_price().status_code == 200
+    return [call["latency_ms"] for call in _calls(frozen_sim)]
 
 
 # --- latency ---
@@ -51,8 +51,8 @@ def test_jitter_stays_in_bounds_and_repeats_with_the_seed(
 ) -> None:
     spec = {"latency": {"base_ms": 2, "jitter_ms": 6, "match": {"tr_id": PRICE}}}
     first, second, other = (make_sim(conditions_seed=s) for s in (11, 11, 12))
-    for sim in (first, second, other):
-        added = _add(sim, spec)
+    for frozen_sim in (first, second, other):
+        added = _add(frozen_sim, spec)
         assert added["type"] == "latency"
         assert (added["base_ms"], added["jitter_ms"], added["match"]) == (
             2.0,
@@ -75,17 +75,19 @@ def test_jitter_stays_in_bounds_and_repeats_with_the_seed(
 def test_configured_latency_survives_reset_and_can_be_cleared(
     make_sim: Callable[..., Harness],
 ) -> None:
-    sim = make_sim(conditions=({"latency": {"base_ms": 1, "jitter_ms": 3}},), conditions_seed=5)
-    delays = _delays(sim, 5)
+    frozen_sim = make_sim(
+        conditions=({"latency": {"base_ms": 1, "jitter_ms": 3}},), conditions_seed=5
+    )
+    delays = _delays(frozen_sim, 5)
     assert all(1.0 <= delay <= 4.0 for delay in delays)
     # reset: same conditions, same seed, so the same delays again.
-    assert sim.client.post("/__sim/reset").json() == {"reset": True}
-    sim.forget_tokens()
-    assert _delays(sim, 5) == delays
-    assert sim.client.delete("/__sim/conditions").json() == {"cleared": True}
-    sim.client.delete("/__sim/calls")
-    assert set(_delays(sim, 3)) == {0.0}
-    assert sim.client.get("/__sim/conditions").json() == {
+    assert frozen_sim.client.post("/__sim/reset").json() == {"reset": True}
+    frozen_sim.forget_tokens()
+    assert _delays(frozen_sim, 5) == delays
+    assert frozen_sim.client.delete("/__sim/conditions").json() == {"cleared": True}
+    frozen_sim.client.delete("/__sim/calls")
+    assert set(_delays(frozen_sim, 3)) == {0.0}
+    assert frozen_sim.client.get("/__sim/conditions").json() == {
         "seed": 5,
         "latency": [],
         "error_rate": [],
@@ -93,15 +95,17 @@ def test_configured_latency_survives_reset_and_can_be_cleared(
     }
 
 
-def test_reseeding_restarts_the_draws(sim: Harness) -> None:
-    sim.kis_token()  # before the draws: the unmatched latency delays token calls too
-    _add(sim, {"latency": {"jitter_ms": 5}})
-    assert sim.client.post("/__sim/conditions/seed", json={"seed": 99}).json() == {"seed": 99}
-    delays = _delays(sim, 5)
-    sim.client.delete("/__sim/calls")
-    sim.client.post("/__sim/conditions/seed", json={"seed": 99})
-    assert _delays(sim, 5) == delays
-    assert sim.client.post("/__sim/conditions/seed", json={"seed": "x"}).status_code == 400
+def test_reseeding_restarts_the_draws(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()  # before the draws: the unmatched latency delays token calls too
+    _add(frozen_sim, {"latency": {"jitter_ms": 5}})
+    assert frozen_sim.client.post("/__sim/conditions/seed", json={"seed": 99}).json() == {
+        "seed": 99
+    }
+    delays = _delays(frozen_sim, 5)
+    frozen_sim.client.delete("/__sim/calls")
+    frozen_sim.client.post("/__sim/conditions/seed", json={"seed": 99})
+    assert _delays(frozen_sim, 5) == delays
+    assert frozen_sim.client.post("/__sim/conditions/seed", json={"seed": "x"}).status_code == 400
 
 
 def test_rate_window_counts_arrivals_after_the_latency(make_sim: Callable[..., Harness]) -> None:
@@ -110,29 +114,31 @@ def test_rate_window_counts_arrivals_after_the_latency(make_sim: Callable[..., H
     # simulator holds the slow one (its latency was applied), so the order of arrival does not
     # depend on thread scheduling; it has 900 ms to arrive, and both arrivals fall within one
     # 1-second window whatever the fast call's timing.
-    sim = make_sim(kis_rate_limit_per_s=1)
-    _add(sim, {"latency": {"base_ms": 900, "match": {"tr_id": CCNL}}})
+    frozen_sim = make_sim(kis_rate_limit_per_s=1)
+    _add(frozen_sim, {"latency": {"base_ms": 900, "match": {"tr_id": CCNL}}})
     params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
     def send(name: str, tr_id: str) -> httpx.Response:
-        with httpx.Client(base_url=sim.server.url, timeout=10.0) as client:
-            return client.get(f"{QUOTES}/{name}", params=params, headers=sim.kis_headers(tr_id))
+        with httpx.Client(base_url=frozen_sim.server.url, timeout=10.0) as client:
+            return client.get(
+                f"{QUOTES}/{name}", params=params, headers=frozen_sim.kis_headers(tr_id)
+            )
 
     def slow_is_held() -> bool:
-        with httpx.Client(base_url=sim.server.url, timeout=10.0) as client:
+        with httpx.Client(base_url=frozen_sim.server.url, timeout=10.0) as client:
             latency = client.get("/__sim/conditions").json()["latency"]
         return bool(latency and latency[0]["applied"] == 1)
 
-    sim.kis_token()
+    frozen_sim.kis_token()
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(send, "inquire-ccnl", CCNL)
         wait_until(slow_is_held, timeout=10, message="the simulator never held the slow call")
         assert send("inquire-price", PRICE).status_code == 200
         assert slow.result().json()["msg_cd"] == "EGW00201"
-    (slow_call,) = _calls(sim, CCNL)
+    (slow_call,) = _calls(frozen_sim, CCNL)
     assert (slow_call["latency_ms"], slow_call["rate_limited"]) == (900.0, True)
-    assert _calls(sim, PRICE)[0]["rate_limited"] is False
-    stats = _stats(sim)
+    assert _calls(frozen_sim, PRICE)[0]["rate_limited"] is False
+    stats = _stats(frozen_sim)
     assert stats["rate_limit_rejections"] == 1
     assert stats["rate_limit_rejections_by_key"] == {f"KIS:{FP}": 1}
     assert stats["max_calls_in_any_1s_window_by_key"] == {f"KIS:{FP}": 2}
@@ -142,9 +148,9 @@ def test_rate_window_counts_arrivals_after_the_latency(make_sim: Callable[..., H
 # --- error rate ---
 
 
-def _error_run(sim: Harness) -> int:
+def _error_run(frozen_sim: Harness) -> int:
     _add(
-        sim,
+        frozen_sim,
         {
             "error_rate": {
                 "p": 0.3,
@@ -153,10 +159,10 @@ def _error_run(sim: Harness) -> int:
             }
         },
     )
-    sim.kis_token()
+    frozen_sim.kis_token()
     failed = 0
     for _ in range(200):
-        response = sim.kis_price()
+        response = frozen_sim.kis_price()
         if response.status_code == 500:
             assert response.json()["msg_cd"] == "EGW00201"
             failed += 1
@@ -179,78 +185,85 @@ def test_error_rate_is_seeded(make_sim: Callable[..., Harness]) -> None:
     assert stats["rate_limit_rejections"] == 0
 
 
-def test_error_rate_extremes_and_actions(sim: Harness) -> None:
+def test_error_rate_extremes_and_actions(frozen_sim: Harness) -> None:
     body = {"stk_cd": "005930"}
-    sim.kiwoom_token()
-    _add(sim, {"error_rate": {"p": 0, "match": {"provider": "KIS"}}})
-    _add(sim, {"error_rate": {"p": 1, "action": "kiwoom_1700", "match": {"provider": "KIWOOM"}}})
-    assert sim.kis_price().status_code == 200
-    limited = sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
+    frozen_sim.kiwoom_token()
+    _add(frozen_sim, {"error_rate": {"p": 0, "match": {"provider": "KIS"}}})
+    _add(
+        frozen_sim,
+        {"error_rate": {"p": 1, "action": "kiwoom_1700", "match": {"provider": "KIWOOM"}}},
+    )
+    assert frozen_sim.kis_price().status_code == 200
+    limited = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
     assert (limited.status_code, limited.json()["return_code"]) == (429, 5)
-    sim.client.delete("/__sim/conditions")
-    _add(sim, {"error_rate": {"p": 1, "action": "reset", "match": {"tr_id": PRICE}}})
+    frozen_sim.client.delete("/__sim/conditions")
+    _add(frozen_sim, {"error_rate": {"p": 1, "action": "reset", "match": {"tr_id": PRICE}}})
     with pytest.raises(httpx.TransportError):
-        sim.kis_price()
+        frozen_sim.kis_price()
 
 
 # --- outages ---
 
 
-def test_outage_window_until_removed(sim: Harness) -> None:
-    sim.kis_token()
-    sim.kiwoom_token()
-    _arm = sim.client.post("/__sim/faults", json={"match": {"tr_id": PRICE}, "action": "egw00123"})
+def test_outage_window_until_removed(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    frozen_sim.kiwoom_token()
+    _arm = frozen_sim.client.post(
+        "/__sim/faults", json={"match": {"tr_id": PRICE}, "action": "egw00123"}
+    )
     assert _arm.status_code == 201
-    outage = _add(sim, {"outage": {"duration_s": 3600, "match": {"provider": "KIS"}}})
+    outage = _add(frozen_sim, {"outage": {"duration_s": 3600, "match": {"provider": "KIS"}}})
     assert outage["kind"] == "http_503"
     assert 3590 < outage["remaining_s"] <= 3600
     for _ in range(3):
-        response = sim.kis_price()
+        response = frozen_sim.kis_price()
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("text/html")
-    assert sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"}).status_code == 200
-    (live,) = sim.client.get("/__sim/conditions").json()["outage"]
+    assert (
+        frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"}).status_code == 200
+    )
+    (live,) = frozen_sim.client.get("/__sim/conditions").json()["outage"]
     assert (live["id"], live["fired"], live["duration_s"]) == (outage["id"], 3, 3600.0)
     assert 0 < live["remaining_s"] <= outage["remaining_s"]
-    assert sim.client.delete(f"/__sim/conditions/{outage['id']}").json() == {
+    assert frozen_sim.client.delete(f"/__sim/conditions/{outage['id']}").json() == {
         "removed": outage["id"]
     }
-    assert sim.client.delete(f"/__sim/conditions/{outage['id']}").status_code == 404
-    assert sim.client.delete("/__sim/conditions/abc").status_code == 400
+    assert frozen_sim.client.delete(f"/__sim/conditions/{outage['id']}").status_code == 404
+    assert frozen_sim.client.delete("/__sim/conditions/abc").status_code == 400
     # The armed fault was hidden by the outage, not used up by it.
-    assert sim.kis_price().json()["msg_cd"] == "EGW00123"
-    assert sim.kis_price().status_code == 200
-    stats = _stats(sim)
+    assert frozen_sim.kis_price().json()["msg_cd"] == "EGW00123"
+    assert frozen_sim.kis_price().status_code == 200
+    stats = _stats(frozen_sim)
     assert stats["outage_calls"] == 3
     assert stats["outage_calls_by_key"] == {f"KIS:{FP}": 3}
     assert stats["faults_by_source"] == {"outage": 3, "fault": 1}
 
 
-def test_open_ended_outage_is_cleared_with_the_faults(sim: Harness) -> None:
-    sim.kis_token()
-    outage = _add(sim, {"outage": {"action": {"kind": "egw00201", "status": 200}}})
+def test_open_ended_outage_is_cleared_with_the_faults(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    outage = _add(frozen_sim, {"outage": {"action": {"kind": "egw00201", "status": 200}}})
     assert (outage["duration_s"], outage["remaining_s"]) == (None, None)
-    assert sim.kis_price().json()["msg_cd"] == "EGW00201"
-    assert sim.kis_issue().json()["msg_cd"] == "EGW00201"  # no match: token calls too
-    assert sim.client.delete("/__sim/faults").json() == {"cleared": True}
-    assert sim.client.get("/__sim/conditions").json()["outage"] == []
-    assert sim.kis_price().json()["rt_cd"] == "0"
+    assert frozen_sim.kis_price().json()["msg_cd"] == "EGW00201"
+    assert frozen_sim.kis_issue().json()["msg_cd"] == "EGW00201"  # no match: token calls too
+    assert frozen_sim.client.delete("/__sim/faults").json() == {"cleared": True}
+    assert frozen_sim.client.get("/__sim/conditions").json()["outage"] == []
+    assert frozen_sim.kis_price().json()["rt_cd"] == "0"
 
 
-def test_zero_length_outage_never_fires(sim: Harness) -> None:
-    sim.kis_token()
-    outage = _add(sim, {"outage": {"duration_s": 0}})
+def test_zero_length_outage_never_fires(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    outage = _add(frozen_sim, {"outage": {"duration_s": 0}})
     assert outage["remaining_s"] == 0.0
-    assert sim.client.get("/__sim/conditions").json()["outage"] == []
-    assert sim.kis_price().status_code == 200
-    assert _stats(sim)["outage_calls"] == 0
+    assert frozen_sim.client.get("/__sim/conditions").json()["outage"] == []
+    assert frozen_sim.kis_price().status_code == 200
+    assert _stats(frozen_sim)["outage_calls"] == 0
 
 
 # --- stats, config, validation, secrecy ---
 
 
-def test_fresh_stats_have_every_field(sim: Harness) -> None:
-    stats = _stats(sim)
+def test_fresh_stats_have_every_field(frozen_sim: Harness) -> None:
+    stats = _stats(frozen_sim)
     assert {
         "rate_limit_rejections": 0,
         "rate_limit_rejections_by_key": {},
@@ -265,23 +278,23 @@ def test_fresh_stats_have_every_field(sim: Harness) -> None:
 def test_kiwoom_rejections_are_counted_per_appkey_and_api_id(
     make_sim: Callable[..., Harness],
 ) -> None:
-    sim = make_sim(kiwoom_rate_limit_per_s=1)
+    frozen_sim = make_sim(kiwoom_rate_limit_per_s=1)
     body = {"stk_cd": "005930"}
-    assert sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 200
-    assert sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 429
-    key = f"KIWOOM:{sim.client.get('/__sim/calls').json()[-1]['appkey']}"
-    assert _stats(sim)["rate_limit_rejections_by_key"] == {key: 1, f"{key}:ka10001": 1}
+    assert frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 200
+    assert frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 429
+    key = f"KIWOOM:{frozen_sim.client.get('/__sim/calls').json()[-1]['appkey']}"
+    assert _stats(frozen_sim)["rate_limit_rejections_by_key"] == {key: 1, f"{key}:ka10001": 1}
 
 
-def test_secrets_are_never_echoed(sim: Harness) -> None:
-    token = sim.kis_token()
-    condition = _add(sim, {"outage": {"duration_s": 60, "match": {"appkey": APPKEY}}})
+def test_secrets_are_never_echoed(frozen_sim: Harness) -> None:
+    token = frozen_sim.kis_token()
+    condition = _add(frozen_sim, {"outage": {"duration_s": 60, "match": {"appkey": APPKEY}}})
     assert condition["match"] == {"appkey": "***"}
-    _add(sim, {"error_rate": {"p": 0.5, "match": {"appkey": APPKEY}}})
-    _add(sim, {"latency": {"base_ms": 1, "match": {"appkey": APPKEY}}})
-    assert sim.kis_price().status_code == 503
+    _add(frozen_sim, {"error_rate": {"p": 0.5, "match": {"appkey": APPKEY}}})
+    _add(frozen_sim, {"latency": {"base_ms": 1, "match": {"appkey": APPKEY}}})
+    assert frozen_sim.kis_price().status_code == 503
     for path in ("/__sim/conditions", "/__sim/calls", "/__sim/stats", "/__sim/faults"):
-        text = sim.client.get(path).text
+        text = frozen_sim.client.get(path).text
         for secret in (APPKEY, SECRET, token):
             assert secret not in text, path
 
@@ -306,8 +319,8 @@ def test_secrets_are_never_echoed(sim: Harness) -> None:
         {"outage": {"duration_s": -1}},
     ],
 )
-def test_malformed_condition_specs_are_rejected(sim: Harness, spec: object) -> None:
-    response = sim.client.post("/__sim/conditions", json=spec)
+def test_malformed_condition_specs_are_rejected(frozen_sim: Harness, spec: object) -> None:
+    response = frozen_sim.client.post("/__sim/conditions", json=spec)
     assert response.status_code == 400
     assert "error" in response.json()
 

@@ -9,8 +9,8 @@ import pytest
 from broker_sim_harness import Harness
 
 
-def _arm(sim: Harness, spec: dict[str, object]) -> dict[str, object]:
-    response = sim.client.post("/__sim/faults", json=spec)
+def _arm(frozen_sim: Harness, spec: dict[str, object]) -> dict[str, object]:
+    response = frozen_sim.client.post("/__sim/faults", json=spec)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -35,13 +35,18 @@ def _arm(sim: Harness, spec: dict[str, object]) -> dict[str, object]:
         ),
     ],
 )
-def test_kis_presets_fire_once(sim: Harness, kind: str, status: int, body: dict[str, str]) -> None:
-    sim.kis_token()
-    _arm(sim, {"match": {"provider": "KIS", "tr_id": "FHKST01010100"}, "action": {"kind": kind}})
-    hit = sim.kis_price()
+def test_kis_presets_fire_once(
+    frozen_sim: Harness, kind: str, status: int, body: dict[str, str]
+) -> None:
+    frozen_sim.kis_token()
+    _arm(
+        frozen_sim,
+        {"match": {"provider": "KIS", "tr_id": "FHKST01010100"}, "action": {"kind": kind}},
+    )
+    hit = frozen_sim.kis_price()
     assert (hit.status_code, hit.json()) == (status, body)
-    assert sim.kis_price().json()["rt_cd"] == "0"
-    record = sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()[0]
+    assert frozen_sim.kis_price().json()["rt_cd"] == "0"
+    record = frozen_sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()[0]
     assert (record["fault"], record["error_code"], record["status"]) == (
         kind,
         body["msg_cd"],
@@ -49,107 +54,117 @@ def test_kis_presets_fire_once(sim: Harness, kind: str, status: int, body: dict[
     )
 
 
-def test_token_throttle_preset_and_custom_error(sim: Harness) -> None:
-    _arm(sim, {"match": {"path": "/oauth2/tokenP"}, "action": "egw00133"})
-    assert sim.kis_issue().json()["error_code"] == "EGW00133"
-    assert sim.kis_issue().status_code == 200
+def test_token_throttle_preset_and_custom_error(frozen_sim: Harness) -> None:
+    _arm(frozen_sim, {"match": {"path": "/oauth2/tokenP"}, "action": "egw00133"})
+    assert frozen_sim.kis_issue().json()["error_code"] == "EGW00133"
+    assert frozen_sim.kis_issue().status_code == 200
     custom = {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}
     _arm(
-        sim,
+        frozen_sim,
         {
             "match": {"path": "/uapi/domestic-stock/v1/trading/*", "method": "post"},
             "count": 1,
             "action": {"kind": "error", "status": 200, "body": custom, "headers": {"x-sim": "1"}},
         },
     )
-    response = sim.client.post("/uapi/domestic-stock/v1/trading/order-cash", json={})
+    response = frozen_sim.client.post("/uapi/domestic-stock/v1/trading/order-cash", json={})
     assert response.json() == custom
     assert response.headers["x-sim"] == "1"
 
 
-def test_kiwoom_presets(sim: Harness) -> None:
+def test_kiwoom_presets(frozen_sim: Harness) -> None:
     body = {"stk_cd": "005930"}
     _arm(
-        sim,
+        frozen_sim,
         {"match": {"provider": "KIWOOM", "api_id": "ka10001"}, "count": 2, "action": "kiwoom_1700"},
     )
-    limited = sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
+    limited = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
     assert limited.status_code == 429
     assert limited.json() == {
         "return_code": 5,
         "return_msg": "허용된 요청 개수를 초과하였습니다"
         "[1700:허용된 요청 개수를 초과하였습니다. API ID=ka10001]",
     }
-    assert sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 429
-    assert sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).json()["return_code"] == 0
-    _arm(sim, {"match": {"provider": "KIWOOM"}, "action": {"kind": "kiwoom_8005"}})
-    assert "[8005:" in sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).json()["return_msg"]
+    assert frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).status_code == 429
+    assert frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).json()["return_code"] == 0
+    _arm(frozen_sim, {"match": {"provider": "KIWOOM"}, "action": {"kind": "kiwoom_8005"}})
+    assert "[8005:" in frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body).json()["return_msg"]
     _arm(
-        sim,
+        frozen_sim,
         {
             "match": {"provider": "KIWOOM"},
             "action": {"kind": "error", "status": 502, "body": {"x": 1}},
         },
     )
-    failed = sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
+    failed = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", body)
     assert (failed.status_code, failed.json()) == (502, {"x": 1})
     assert failed.headers["content-type"] == "application/json;charset=UTF-8"
 
 
-def test_http_503_until_cleared(sim: Harness) -> None:
-    sim.kis_token()
+def test_http_503_until_cleared(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
     fault = _arm(
-        sim,
-        {"match": {"appkey": sim.kis_headers("x")["appkey"]}, "count": -1, "action": "http_503"},
+        frozen_sim,
+        {
+            "match": {"appkey": frozen_sim.kis_headers("x")["appkey"]},
+            "count": -1,
+            "action": "http_503",
+        },
     )
     assert fault["match"] == {"appkey": "***"}
     for _ in range(3):
-        response = sim.kis_price()
+        response = frozen_sim.kis_price()
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("text/html")
-    listed = sim.client.get("/__sim/faults").json()
+    listed = frozen_sim.client.get("/__sim/faults").json()
     assert listed[0]["fired"] == 3
     assert listed[0]["remaining"] == -1
-    assert sim.client.delete("/__sim/faults").json() == {"cleared": True}
-    assert sim.kis_price().status_code == 200
+    assert frozen_sim.client.delete("/__sim/faults").json() == {"cleared": True}
+    assert frozen_sim.kis_price().status_code == 200
 
 
-def test_delete_one_fault(sim: Harness) -> None:
-    fault = _arm(sim, {"match": {"provider": "KIS"}, "count": -1, "action": "http_503"})
-    assert sim.client.delete(f"/__sim/faults/{fault['id']}").json() == {"removed": fault["id"]}
-    assert sim.client.delete(f"/__sim/faults/{fault['id']}").status_code == 404
-    assert sim.client.delete("/__sim/faults/abc").status_code == 400
+def test_delete_one_fault(frozen_sim: Harness) -> None:
+    fault = _arm(frozen_sim, {"match": {"provider": "KIS"}, "count": -1, "action": "http_503"})
+    assert frozen_sim.client.delete(f"/__sim/faults/{fault['id']}").json() == {
+        "removed": fault["id"]
+    }
+    assert frozen_sim.client.delete(f"/__sim/faults/{fault['id']}").status_code == 404
+    assert frozen_sim.client.delete("/__sim/faults/abc").status_code == 400
 
 
-def test_delay_then_normal_answer(sim: Harness) -> None:
-    sim.kis_token()
-    _arm(sim, {"match": {"tr_id": "FHKST01010100"}, "action": {"kind": "delay", "delay_ms": 300}})
+def test_delay_then_normal_answer(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    _arm(
+        frozen_sim,
+        {"match": {"tr_id": "FHKST01010100"}, "action": {"kind": "delay", "delay_ms": 300}},
+    )
     started = time.perf_counter()
-    assert sim.kis_price().json()["rt_cd"] == "0"
+    assert frozen_sim.kis_price().json()["rt_cd"] == "0"
     assert time.perf_counter() - started >= 0.3
-    with httpx.Client(base_url=sim.server.url, timeout=0.1) as impatient:
-        _arm(sim, {"match": {"path": "/__nothing"}, "action": "delay"})
+    with httpx.Client(base_url=frozen_sim.server.url, timeout=0.1) as impatient:
+        _arm(frozen_sim, {"match": {"path": "/__nothing"}, "action": "delay"})
         _arm(
-            sim, {"match": {"tr_id": "FHKST01010100"}, "action": {"kind": "delay", "delay_ms": 500}}
+            frozen_sim,
+            {"match": {"tr_id": "FHKST01010100"}, "action": {"kind": "delay", "delay_ms": 500}},
         )
         with pytest.raises(httpx.ReadTimeout):
             impatient.get(
                 "/uapi/domestic-stock/v1/quotations/inquire-price",
                 params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"},
-                headers=sim.kis_headers("FHKST01010100"),
+                headers=frozen_sim.kis_headers("FHKST01010100"),
             )
 
 
-def test_reset_is_a_transport_error(sim: Harness) -> None:
-    sim.kis_token()
-    _arm(sim, {"match": {"provider": "KIS", "tr_id": "FHKST01010100"}, "action": "reset"})
+def test_reset_is_a_transport_error(frozen_sim: Harness) -> None:
+    frozen_sim.kis_token()
+    _arm(frozen_sim, {"match": {"provider": "KIS", "tr_id": "FHKST01010100"}, "action": "reset"})
     with pytest.raises(httpx.TransportError):
-        sim.kis_price()
-    assert sim.kis_price().status_code == 200
-    _arm(sim, {"match": {"provider": "KIWOOM"}, "action": "reset"})
+        frozen_sim.kis_price()
+    assert frozen_sim.kis_price().status_code == 200
+    _arm(frozen_sim, {"match": {"provider": "KIWOOM"}, "action": "reset"})
     with pytest.raises(httpx.TransportError):
-        sim.kiwoom_issue()
-    record = sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()[0]
+        frozen_sim.kiwoom_issue()
+    record = frozen_sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()[0]
     assert (record["status"], record["error_code"]) == (0, "reset")
 
 
@@ -170,7 +185,7 @@ def test_reset_is_a_transport_error(sim: Harness) -> None:
         {"action": {"kind": "delay", "delay_ms": -1}},
     ],
 )
-def test_malformed_fault_specs_are_rejected(sim: Harness, spec: object) -> None:
-    response = sim.client.post("/__sim/faults", json=spec)
+def test_malformed_fault_specs_are_rejected(frozen_sim: Harness, spec: object) -> None:
+    response = frozen_sim.client.post("/__sim/faults", json=spec)
     assert response.status_code == 400
     assert "error" in response.json()

@@ -24,17 +24,17 @@ def _load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-def test_kis_minute_chart_matches_the_fixture(sim: Harness) -> None:
+def test_kis_minute_chart_matches_the_fixture(frozen_sim: Harness) -> None:
     expected = _load("kis_candle_response.json")
-    actual = sim.kis_minutes("130000").json()
+    actual = frozen_sim.kis_minutes("130000").json()
     assert _shape(actual) == _shape(expected)
     assert list(actual) == list(expected)
     assert len(actual["output2"]) == 30
 
 
-def test_kiwoom_daily_chart_matches_the_fixture(sim: Harness) -> None:
+def test_kiwoom_daily_chart_matches_the_fixture(frozen_sim: Harness) -> None:
     expected = _load("kiwoom_candle_response.json")
     body = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
-    actual = sim.kiwoom("/api/dostk/chart", "ka10081", body).json()
+    actual = frozen_sim.kiwoom("/api/dostk/chart", "ka10081", body).json()
     assert _shape(actual) == _shape(expected)
     assert list(actual) == list(expected)

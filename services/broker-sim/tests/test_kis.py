@@ -22,8 +22,8 @@ def _all_strings(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def test_token_response_shape(sim: Harness) -> None:
-    response = sim.kis_issue()
+def test_token_response_shape(frozen_sim: Harness) -> None:
+    response = frozen_sim.kis_issue()
     assert response.status_code == 200
     body = response.json()
     assert list(body) == ["access_token", "access_token_token_expired", "token_type", "expires_in"]
@@ -37,8 +37,8 @@ def test_token_response_shape(sim: Harness) -> None:
     assert APPKEY not in body["access_token"]
 
 
-def test_inquire_price_is_the_latest_tick(sim: Harness) -> None:
-    price = sim.kis_price()
+def test_inquire_price_is_the_latest_tick(frozen_sim: Harness) -> None:
+    price = frozen_sim.kis_price()
     assert price.status_code == 200
     assert price.headers["content-type"] == "application/json; charset=utf-8"
     assert price.headers["tr_id"] == "FHKST01010100"
@@ -53,7 +53,7 @@ def test_inquire_price_is_the_latest_tick(sim: Harness) -> None:
     )
     assert _all_strings(body)
     out = body["output"]
-    trades = sim.kis_get(
+    trades = frozen_sim.kis_get(
         "inquire-ccnl", "FHKST01010300", FID_COND_MRKT_DIV_CODE="J", FID_INPUT_ISCD="005930"
     ).json()["output"]
     assert len(trades) == 30
@@ -67,17 +67,17 @@ def test_inquire_price_is_the_latest_tick(sim: Harness) -> None:
     assert int(out["stck_lwpr"]) <= int(out["stck_prpr"]) <= int(out["stck_hgpr"])
     assert out["stck_shrn_iscd"] == "005930"
     assert int(out["aspr_unit"]) == 100
-    minutes = sim.kis_minutes("153000").json()
+    minutes = frozen_sim.kis_minutes("153000").json()
     assert minutes["output2"][0]["stck_prpr"] == out["stck_prpr"]
     assert minutes["output2"][0]["acml_tr_pbmn"] == out["acml_tr_pbmn"]
     assert minutes["output1"]["acml_vol"] == out["acml_vol"]
 
 
-def test_minute_paging_walk_covers_the_session_without_gaps(sim: Harness) -> None:
+def test_minute_paging_walk_covers_the_session_without_gaps(frozen_sim: Harness) -> None:
     rows: list[dict[str, str]] = []
     hour = "130030"
     for _ in range(40):
-        page = sim.kis_minutes(hour).json()["output2"]
+        page = frozen_sim.kis_minutes(hour).json()["output2"]
         assert len(page) <= 30
         fresh = [
             row for row in page if not rows or row["stck_cntg_hour"] < rows[-1]["stck_cntg_hour"]
@@ -110,11 +110,11 @@ def test_minute_chart_boundary_and_future_hour(make_sim: Callable[..., Harness])
     assert exclusive.kis_minutes("085900").json()["output2"] == []
 
 
-def test_daily_paging_by_moving_date_2_back(sim: Harness) -> None:
+def test_daily_paging_by_moving_date_2_back(frozen_sim: Harness) -> None:
     rows: list[dict[str, str]] = []
     last = "20250321"
     for _ in range(10):
-        page = sim.kis_daily("20240401", last).json()["output2"]
+        page = frozen_sim.kis_daily("20240401", last).json()["output2"]
         assert len(page) <= 100
         rows.extend(page)
         if len(page) < 100:
@@ -131,14 +131,14 @@ def test_daily_paging_by_moving_date_2_back(sim: Harness) -> None:
     for newer, older in itertools.pairwise(rows):
         assert int(newer["prdy_vrss"]) == int(newer["stck_clpr"]) - int(older["stck_clpr"])
     today = rows[0]
-    minutes = sim.kis_minutes("153000").json()
+    minutes = frozen_sim.kis_minutes("153000").json()
     assert today["acml_vol"] == minutes["output1"]["acml_vol"]
     assert today["stck_clpr"] == minutes["output2"][0]["stck_prpr"]
 
 
-def test_weekly_and_monthly_bars_aggregate_daily_bars(sim: Harness) -> None:
-    daily = sim.kis_daily("20250101", "20250228").json()["output2"]
-    monthly = sim.kis_daily("20250101", "20250228", "M").json()["output2"]
+def test_weekly_and_monthly_bars_aggregate_daily_bars(frozen_sim: Harness) -> None:
+    daily = frozen_sim.kis_daily("20250101", "20250228").json()["output2"]
+    monthly = frozen_sim.kis_daily("20250101", "20250228", "M").json()["output2"]
     assert [row["stck_bsop_date"] for row in monthly] == [
         "20250203",
         "20250101",
@@ -148,11 +148,11 @@ def test_weekly_and_monthly_bars_aggregate_daily_bars(sim: Harness) -> None:
     assert monthly[0]["stck_oprc"] == february[-1]["stck_oprc"]
     assert int(monthly[0]["acml_vol"]) == sum(int(r["acml_vol"]) for r in february)
     assert int(monthly[0]["stck_hgpr"]) == max(int(r["stck_hgpr"]) for r in february)
-    weekly = sim.kis_daily("20250303", "20250314", "W").json()["output2"]
+    weekly = frozen_sim.kis_daily("20250303", "20250314", "W").json()["output2"]
     assert [row["stck_bsop_date"] for row in weekly] == ["20250310", "20250303"]
-    yearly = sim.kis_daily("20250101", "20250321", "Y").json()["output2"]
+    yearly = frozen_sim.kis_daily("20250101", "20250321", "Y").json()["output2"]
     assert len(yearly) == 1
-    recent = sim.kis_get(
+    recent = frozen_sim.kis_get(
         "inquire-daily-price",
         "FHKST01010400",
         FID_COND_MRKT_DIV_CODE="J",
@@ -162,7 +162,7 @@ def test_weekly_and_monthly_bars_aggregate_daily_bars(sim: Harness) -> None:
     ).json()["output"]
     assert len(recent) == 30
     assert recent[0]["stck_bsop_date"] == "20250321"
-    weeks = sim.kis_get(
+    weeks = frozen_sim.kis_get(
         "inquire-daily-price",
         "FHKST01010400",
         FID_COND_MRKT_DIV_CODE="J",
@@ -174,47 +174,47 @@ def test_weekly_and_monthly_bars_aggregate_daily_bars(sim: Harness) -> None:
     assert _all_strings(weeks)
 
 
-def test_validation_errors(sim: Harness) -> None:
-    wrong_tr = sim.client.get(
+def test_validation_errors(frozen_sim: Harness) -> None:
+    wrong_tr = frozen_sim.client.get(
         f"{QUOTES}/inquire-price",
         params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"},
-        headers=sim.kis_headers("FHKST01010400"),
+        headers=frozen_sim.kis_headers("FHKST01010400"),
     )
     assert wrong_tr.status_code == 500
     assert wrong_tr.json()["msg_cd"] == "EGW00101"
-    missing = sim.kis_get("inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="J")
+    missing = frozen_sim.kis_get("inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="J")
     assert missing.status_code == 200
     assert missing.json() == {
         "rt_cd": "2",
         "msg_cd": "OPSQ2001",
         "msg1": "ERROR : INPUT_FIELD_NAME FID_INPUT_ISCD",
     }
-    bad_code = sim.kis_get(
+    bad_code = frozen_sim.kis_get(
         "inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="J", FID_INPUT_ISCD="5930"
     )
     assert bad_code.json()["msg1"] == "ERROR INVALID FID_INPUT_ISCD"
-    bad_market = sim.kis_get(
+    bad_market = frozen_sim.kis_get(
         "inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="X", FID_INPUT_ISCD="005930"
     )
     assert bad_market.json()["msg1"] == "ERROR INVALID FID_COND_MRKT_DIV_CODE"
-    assert sim.kis_minutes("99").json()["msg1"] == "ERROR INVALID FID_INPUT_HOUR_1"
-    assert sim.kis_daily("2025-01-01", "20250321").json()["msg1"] == (
+    assert frozen_sim.kis_minutes("99").json()["msg1"] == "ERROR INVALID FID_INPUT_HOUR_1"
+    assert frozen_sim.kis_daily("2025-01-01", "20250321").json()["msg1"] == (
         "ERROR INVALID FID_INPUT_DATE_1"
     )
-    lower_case = sim.client.get(
+    lower_case = frozen_sim.client.get(
         f"{QUOTES}/inquire-price",
         params={"fid_cond_mrkt_div_code": "J", "fid_input_iscd": "005930"},
-        headers={k.upper(): v for k, v in sim.kis_headers("FHKST01010100").items()},
+        headers={k.upper(): v for k, v in frozen_sim.kis_headers("FHKST01010100").items()},
     )
     assert lower_case.json()["rt_cd"] == "0"
 
 
-def test_auth_errors(sim: Harness) -> None:
-    headers = sim.kis_headers("FHKST01010100")
+def test_auth_errors(frozen_sim: Harness) -> None:
+    headers = frozen_sim.kis_headers("FHKST01010100")
     url = f"{QUOTES}/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930"
 
     def call(**changes: str) -> tuple[int, dict[str, str]]:
-        response = sim.client.get(url, headers={**headers, **changes})
+        response = frozen_sim.client.get(url, headers={**headers, **changes})
         return response.status_code, response.json()
 
     assert call(authorization="Bearer nope") == (
@@ -225,7 +225,7 @@ def test_auth_errors(sim: Harness) -> None:
     assert call(appkey="")[1]["msg_cd"] == "EGW00103"
     assert call(appkey="PS" + "z" * 34)[1]["msg_cd"] == "EGW00121"
     assert call(appsecret="x" * 180)[1]["msg_cd"] == "EGW00105"
-    sim.server.clock.advance(86400)
+    frozen_sim.server.clock.advance(86400)
     assert call() == (
         500,
         {"rt_cd": "1", "msg_cd": "EGW00123", "msg1": "기간이 만료된 token 입니다."},
@@ -233,23 +233,25 @@ def test_auth_errors(sim: Harness) -> None:
 
 
 def test_configured_apps_only(make_sim: Callable[..., Harness]) -> None:
-    sim = make_sim(apps={APPKEY: SECRET})
-    assert sim.kis_issue().status_code == 200
-    unknown = sim.kis_issue(appkey="PS" + "x" * 34)
+    frozen_sim = make_sim(apps={APPKEY: SECRET})
+    assert frozen_sim.kis_issue().status_code == 200
+    unknown = frozen_sim.kis_issue(appkey="PS" + "x" * 34)
     assert unknown.status_code == 403
     assert unknown.json()["error_code"] == "EGW00103"
-    wrong = sim.kis_issue(secret=SECRET + "\n")
+    wrong = frozen_sim.kis_issue(secret=SECRET + "\n")
     assert wrong.json() == {
         "error_code": "EGW00105",
         "error_description": "유효하지 않은 AppSecret입니다.",
     }
-    empty = sim.client.post("/oauth2/tokenP", json={"grant_type": "client_credentials"})
+    empty = frozen_sim.client.post("/oauth2/tokenP", json={"grant_type": "client_credentials"})
     assert empty.json()["error_code"] == "EGW00103"
-    no_grant = sim.client.post("/oauth2/tokenP", json={"appkey": APPKEY, "appsecret": SECRET})
+    no_grant = frozen_sim.client.post(
+        "/oauth2/tokenP", json={"appkey": APPKEY, "appsecret": SECRET}
+    )
     assert no_grant.status_code == 403
 
 
-def test_cash_order_current_legacy_and_vps_ids(sim: Harness) -> None:
+def test_cash_order_current_legacy_and_vps_ids(frozen_sim: Harness) -> None:
     body = {
         "CANO": "12345678",
         "ACNT_PRDT_CD": "01",
@@ -260,8 +262,10 @@ def test_cash_order_current_legacy_and_vps_ids(sim: Harness) -> None:
     }
     numbers = []
     for tr_id in ("TTTC0012U", "TTTC0011U", "TTTC0802U", "VTTC0801U"):
-        response = sim.client.post(
-            "/uapi/domestic-stock/v1/trading/order-cash", json=body, headers=sim.kis_headers(tr_id)
+        response = frozen_sim.client.post(
+            "/uapi/domestic-stock/v1/trading/order-cash",
+            json=body,
+            headers=frozen_sim.kis_headers(tr_id),
         )
         assert response.status_code == 200, response.text
         data = response.json()
@@ -271,78 +275,78 @@ def test_cash_order_current_legacy_and_vps_ids(sim: Harness) -> None:
         assert data["output"]["ORD_TMD"] == "130030"
         numbers.append(data["output"]["ODNO"])
     assert len(set(numbers)) == 4
-    orders = sim.client.get("/__sim/orders").json()
+    orders = frozen_sim.client.get("/__sim/orders").json()
     assert [o["side"] for o in orders] == ["buy", "sell", "buy", "sell"]
     assert "12345678" not in json.dumps(orders)
-    lower = sim.client.post(
+    lower = frozen_sim.client.post(
         "/uapi/domestic-stock/v1/trading/order-cash",
         json={k.lower(): v for k, v in body.items()},
-        headers=sim.kis_headers("TTTC0012U"),
+        headers=frozen_sim.kis_headers("TTTC0012U"),
     )
     assert lower.json()["msg1"] == "ERROR : INPUT_FIELD_NAME CANO"
-    bad_qty = sim.client.post(
+    bad_qty = frozen_sim.client.post(
         "/uapi/domestic-stock/v1/trading/order-cash",
         json={**body, "ORD_QTY": "0"},
-        headers=sim.kis_headers("TTTC0012U"),
+        headers=frozen_sim.kis_headers("TTTC0012U"),
     )
     assert bad_qty.json()["msg1"] == "ERROR INVALID ORD_QTY"
-    wrong_tr = sim.client.post(
+    wrong_tr = frozen_sim.client.post(
         "/uapi/domestic-stock/v1/trading/order-cash",
         json=body,
-        headers=sim.kis_headers("FHKST01010100"),
+        headers=frozen_sim.kis_headers("FHKST01010100"),
     )
     assert wrong_tr.json()["msg_cd"] == "EGW00101"
-    not_json = sim.client.post(
+    not_json = frozen_sim.client.post(
         "/uapi/domestic-stock/v1/trading/order-cash",
         content=b"[1]",
-        headers=sim.kis_headers("TTTC0012U"),
+        headers=frozen_sim.kis_headers("TTTC0012U"),
     )
     assert not_json.json()["msg1"] == "ERROR INVALID BODY"
 
 
-def test_hashkey_approval_and_revoke(sim: Harness) -> None:
+def test_hashkey_approval_and_revoke(frozen_sim: Harness) -> None:
     order = {"CANO": "12345678", "PDNO": "005930"}
     raw = json.dumps(order).encode()
-    hashed = sim.client.post(
+    hashed = frozen_sim.client.post(
         "/uapi/hashkey", content=raw, headers={"appkey": APPKEY, "appsecret": SECRET}
     )
     assert hashed.json() == {"BODY": order, "HASH": hashlib.sha256(raw).hexdigest()}
-    assert sim.client.post("/uapi/hashkey", json=order).json()["msg_cd"] == "EGW00103"
-    no_secret = sim.client.post("/uapi/hashkey", json=order, headers={"appkey": APPKEY})
+    assert frozen_sim.client.post("/uapi/hashkey", json=order).json()["msg_cd"] == "EGW00103"
+    no_secret = frozen_sim.client.post("/uapi/hashkey", json=order, headers={"appkey": APPKEY})
     assert no_secret.json()["msg_cd"] == "EGW00105"
-    approval = sim.client.post(
+    approval = frozen_sim.client.post(
         "/oauth2/Approval",
         json={"grant_type": "client_credentials", "appkey": APPKEY, "secretkey": SECRET},
     ).json()
     assert len(approval["approval_key"]) == 36
-    bad_approval = sim.client.post("/oauth2/Approval", json={"appkey": APPKEY})
+    bad_approval = frozen_sim.client.post("/oauth2/Approval", json={"appkey": APPKEY})
     assert bad_approval.status_code == 403
-    no_secret_approval = sim.client.post(
+    no_secret_approval = frozen_sim.client.post(
         "/oauth2/Approval", json={"grant_type": "client_credentials", "appkey": APPKEY}
     )
     assert no_secret_approval.json()["error_code"] == "EGW00105"
-    token = sim.kis_token()
+    token = frozen_sim.kis_token()
     revoke = {"appkey": APPKEY, "appsecret": SECRET, "token": token}
-    assert sim.client.post("/oauth2/revokeP", json=revoke).json() == {
+    assert frozen_sim.client.post("/oauth2/revokeP", json=revoke).json() == {
         "code": 200,
         "message": "접근토큰 폐기에 성공하였습니다",
     }
-    assert sim.kis_price().json()["msg_cd"] == "EGW00121"
-    again = sim.client.post("/oauth2/revokeP", json={**revoke, "token": "x"})
+    assert frozen_sim.kis_price().json()["msg_cd"] == "EGW00121"
+    again = frozen_sim.client.post("/oauth2/revokeP", json={**revoke, "token": "x"})
     assert again.json()["error_code"] == "EGW00121"
-    assert sim.client.post("/oauth2/revokeP", json={}).status_code == 403
+    assert frozen_sim.client.post("/oauth2/revokeP", json={}).status_code == 403
 
 
-def test_weekend_and_pre_open_show_the_last_session(sim: Harness) -> None:
-    friday_close = sim.kis_minutes("153000").json()["output2"]
-    sim.server.clock.set(datetime(2025, 3, 22, 11, 0, tzinfo=KST))
-    assert sim.kis_minutes("110000").json()["output2"][0]["stck_cntg_hour"] == "110000"
-    weekend = sim.kis_minutes("235959").json()["output2"]
+def test_weekend_and_pre_open_show_the_last_session(frozen_sim: Harness) -> None:
+    friday_close = frozen_sim.kis_minutes("153000").json()["output2"]
+    frozen_sim.server.clock.set(datetime(2025, 3, 22, 11, 0, tzinfo=KST))
+    assert frozen_sim.kis_minutes("110000").json()["output2"][0]["stck_cntg_hour"] == "110000"
+    weekend = frozen_sim.kis_minutes("235959").json()["output2"]
     assert weekend[0]["stck_bsop_date"] == "20250321"
     assert weekend[0]["stck_cntg_hour"] == "153000"
     assert friday_close[0]["stck_cntg_hour"] == "130000"
-    sim.server.clock.set(datetime(2025, 3, 24, 8, 30, tzinfo=KST))
-    sim.forget_tokens()  # Friday's token has expired by Monday
-    price = sim.kis_price().json()["output"]
+    frozen_sim.server.clock.set(datetime(2025, 3, 24, 8, 30, tzinfo=KST))
+    frozen_sim.forget_tokens()  # Friday's token has expired by Monday
+    price = frozen_sim.kis_price().json()["output"]
     assert price["stck_prpr"] == weekend[0]["stck_prpr"]
     assert NOW.date().isoformat() == "2025-03-21"

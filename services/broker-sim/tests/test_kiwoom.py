@@ -15,14 +15,14 @@ def _price(text: str) -> int:
     return abs(int(text))
 
 
-def _minute_walk(sim: Harness, scope: str) -> list[dict[str, str]]:
+def _minute_walk(frozen_sim: Harness, scope: str) -> list[dict[str, str]]:
     body = {"stk_cd": "005930", "tic_scope": scope, "upd_stkpc_tp": "1"}
-    pages = sim.kiwoom_walk("ka10080", body, "stk_min_pole_chart_qry")
+    pages = frozen_sim.kiwoom_walk("ka10080", body, "stk_min_pole_chart_qry")
     return [row for page in pages for row in page]
 
 
-def test_token_shape_and_new_token_revokes_the_old(sim: Harness) -> None:
-    first = sim.kiwoom_issue()
+def test_token_shape_and_new_token_revokes_the_old(frozen_sim: Harness) -> None:
+    first = frozen_sim.kiwoom_issue()
     assert first.status_code == 200
     body = first.json()
     assert list(body) == ["expires_dt", "token_type", "token", "return_code", "return_msg"]
@@ -31,47 +31,50 @@ def test_token_shape_and_new_token_revokes_the_old(sim: Harness) -> None:
     assert first.headers["api-id"] == "au10001"
     info = {"stk_cd": "005930"}
     assert (
-        sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=body["token"]).json()["return_code"]
+        frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=body["token"]).json()[
+            "return_code"
+        ]
         == 0
     )
-    second = sim.kiwoom_issue().json()["token"]
+    second = frozen_sim.kiwoom_issue().json()["token"]
     assert second != body["token"]
-    stale = sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=body["token"])
+    stale = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=body["token"])
     assert stale.status_code == 200
     assert stale.json() == {
         "return_code": 3,
         "return_msg": "인증에 실패했습니다[8005:Token이 유효하지 않습니다]",
     }
-    fresh = sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second)
+    fresh = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second)
     assert fresh.json()["return_code"] == 0
     revoke = {"appkey": KW_APPKEY, "secretkey": KW_SECRET, "token": second}
-    assert sim.client.post("/oauth2/revoke", json=revoke).json()["return_code"] == 0
+    assert frozen_sim.client.post("/oauth2/revoke", json=revoke).json()["return_code"] == 0
     assert (
-        sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second).json()["return_code"] == 3
+        frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second).json()["return_code"]
+        == 3
     )
-    again = sim.client.post("/oauth2/revoke", json=revoke).json()
+    again = frozen_sim.client.post("/oauth2/revoke", json=revoke).json()
     assert again["return_msg"].endswith("[8015:토큰 폐기에 실패했습니다.]")
-    stats = sim.client.get("/__sim/stats").json()
+    stats = frozen_sim.client.get("/__sim/stats").json()
     assert sum(stats["token_issuances"]["KIWOOM"].values()) == 2
 
 
 def test_token_request_errors(make_sim: Callable[..., Harness]) -> None:
-    sim = make_sim(apps={KW_APPKEY: KW_SECRET})
-    post = sim.client.post
+    frozen_sim = make_sim(apps={KW_APPKEY: KW_SECRET})
+    post = frozen_sim.client.post
     assert "[8011:" in post("/oauth2/token", json={"appkey": "a"}).json()["return_msg"]
     wrong_grant = {"grant_type": "password", "appkey": "a", "secretkey": "b"}
     assert "[8012:" in post("/oauth2/token", json=wrong_grant).json()["return_msg"]
     no_key = {"grant_type": "client_credentials"}
     assert "[8020:" in post("/oauth2/token", json=no_key).json()["return_msg"]
-    assert "[8001:" in sim.kiwoom_issue(appkey="other").json()["return_msg"]
-    assert "[8002:" in sim.kiwoom_issue(secret="wrong").json()["return_msg"]
+    assert "[8001:" in frozen_sim.kiwoom_issue(appkey="other").json()["return_msg"]
+    assert "[8002:" in frozen_sim.kiwoom_issue(secret="wrong").json()["return_msg"]
     assert "[1517:" in post("/oauth2/token", content=b"not json").json()["return_msg"]
-    assert sim.kiwoom_issue().json()["return_code"] == 0
+    assert frozen_sim.kiwoom_issue().json()["return_code"] == 0
 
 
-def test_stkinfo_is_the_current_price(sim: Harness) -> None:
-    info = sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"}).json()
-    kis = sim.kis_price().json()["output"]
+def test_stkinfo_is_the_current_price(frozen_sim: Harness) -> None:
+    info = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"}).json()
+    kis = frozen_sim.kis_price().json()["output"]
     assert info["stk_nm"] == "삼성전자"
     assert _price(info["cur_prc"]) == int(kis["stck_prpr"])
     assert info["base_pric"] == kis["stck_sdpr"]
@@ -79,19 +82,19 @@ def test_stkinfo_is_the_current_price(sim: Harness) -> None:
     assert info["pred_pre"].lstrip("+") == kis["prdy_vrss"]
     assert info["cur_prc"][0] in "+-" or info["cur_prc"] == info["base_pric"]
     assert all(isinstance(v, str) for k, v in info.items() if k != "return_code")
-    nx = sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930_NX"}).json()
+    nx = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930_NX"}).json()
     assert nx["cur_prc"] == info["cur_prc"]
 
 
-def test_minute_bars_match_kis_and_aggregate_ticks(sim: Harness) -> None:
-    kiwoom = _minute_walk(sim, "1")
+def test_minute_bars_match_kis_and_aggregate_ticks(frozen_sim: Harness) -> None:
+    kiwoom = _minute_walk(frozen_sim, "1")
     today = [row for row in kiwoom if row["cntr_tm"].startswith("20250321")]
     assert today[0]["cntr_tm"] == "20250321130000"
     assert today[-1]["cntr_tm"] == "20250321090000"
     assert len({row["cntr_tm"][:8] for row in kiwoom}) == 5  # intraday history days
     friday = [row for row in kiwoom if row["cntr_tm"].startswith("20250320")]
     assert len(friday) == 391
-    kis = sim.kis_minutes("130000").json()["output2"]
+    kis = frozen_sim.kis_minutes("130000").json()["output2"]
     for kis_row, kw_row in zip(kis, today, strict=False):
         assert kw_row["cntr_tm"][8:] == kis_row["stck_cntg_hour"]
         assert _price(kw_row["cur_prc"]) == int(kis_row["stck_prpr"])
@@ -101,7 +104,9 @@ def test_minute_bars_match_kis_and_aggregate_ticks(sim: Harness) -> None:
         assert kw_row["trde_qty"] == kis_row["cntg_vol"]
     # Ticks (ka10079, one tick per row) roll up exactly into the one-minute bars.
     body = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1"}
-    ticks = [r for page in sim.kiwoom_walk("ka10079", body, "stk_tic_chart_qry") for r in page]
+    ticks = [
+        r for page in frozen_sim.kiwoom_walk("ka10079", body, "stk_tic_chart_qry") for r in page
+    ]
     by_minute: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
     for tick in reversed(ticks):
         by_minute[tick["cntr_tm"][:12] + "00"].append(tick)
@@ -127,10 +132,10 @@ def _group(ones: list[dict[str, str]], scope: int) -> dict[str, list[dict[str, s
     return groups
 
 
-def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(sim: Harness) -> None:
-    ones = _minute_walk(sim, "1")
+def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(frozen_sim: Harness) -> None:
+    ones = _minute_walk(frozen_sim, "1")
     for scope in ("5", "45", "60"):
-        wide = _minute_walk(sim, scope)
+        wide = _minute_walk(frozen_sim, scope)
         groups = _group(ones, int(scope))
         assert [row["cntr_tm"] for row in wide] == sorted(groups, reverse=True)
         for row in wide:
@@ -142,15 +147,15 @@ def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(sim: Harness) -> 
             assert int(row["trde_qty"]) == sum(int(m["trde_qty"]) for m in members)
             assert row["acc_trde_qty"] == members[-1]["acc_trde_qty"]
     friday_hours = [
-        r["cntr_tm"][8:] for r in _minute_walk(sim, "60") if r["cntr_tm"][:8] == "20250320"
+        r["cntr_tm"][8:] for r in _minute_walk(frozen_sim, "60") if r["cntr_tm"][:8] == "20250320"
     ]
     assert friday_hours[::-1] == [f"{h:02d}0000" for h in range(9, 16)]
 
 
 def test_daily_chart_walk_and_consistency(make_sim: Callable[..., Harness]) -> None:
-    sim = make_sim(kiwoom_page_rows_daily=100, history_days=300)
+    frozen_sim = make_sim(kiwoom_page_rows_daily=100, history_days=300)
     body = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
-    pages = sim.kiwoom_walk("ka10081", body, "stk_dt_pole_chart_qry")
+    pages = frozen_sim.kiwoom_walk("ka10081", body, "stk_dt_pole_chart_qry")
     assert [len(page) for page in pages][:-1] == [100] * (len(pages) - 1)
     rows = [row for page in pages for row in page]
     dates = [row["dt"] for row in rows]
@@ -159,7 +164,7 @@ def test_daily_chart_walk_and_consistency(make_sim: Callable[..., Harness]) -> N
     assert len(rows) == sum(1 for _ in range(len(rows)))
     for newer, older in itertools.pairwise(rows):
         assert int(newer["pred_pre"]) == int(newer["cur_prc"]) - int(older["cur_prc"])
-    kis = sim.kis_daily("20250101", "20250321").json()["output2"]
+    kis = frozen_sim.kis_daily("20250101", "20250321").json()["output2"]
     for kis_row, kw_row in zip(kis, rows, strict=False):
         assert kw_row["dt"] == kis_row["stck_bsop_date"]
         assert kw_row["cur_prc"] == kis_row["stck_clpr"]
@@ -167,17 +172,17 @@ def test_daily_chart_walk_and_consistency(make_sim: Callable[..., Harness]) -> N
         value = int(kis_row["acml_tr_pbmn"])
         assert int(kw_row["trde_prica"]) == (value + 500_000) // 1_000_000
     # The daily close is the last minute's close, and today's volume is the minutes' sum.
-    minutes = [r for r in _minute_walk(sim, "1") if r["cntr_tm"].startswith("20250320")]
+    minutes = [r for r in _minute_walk(frozen_sim, "1") if r["cntr_tm"].startswith("20250320")]
     yesterday = rows[1]
     assert _price(minutes[0]["cur_prc"]) == int(yesterday["cur_prc"])
     assert sum(int(r["trde_qty"]) for r in minutes) == int(yesterday["trde_qty"])
-    older = sim.kiwoom(CHART, "ka10081", {**body, "base_dt": "20250101"}).json()
+    older = frozen_sim.kiwoom(CHART, "ka10081", {**body, "base_dt": "20250101"}).json()
     assert older["stk_dt_pole_chart_qry"][0]["dt"] == "20250101"
 
 
-def test_request_errors(sim: Harness) -> None:
+def test_request_errors(frozen_sim: Harness) -> None:
     def msg(path: str, api_id: str, body: dict[str, str]) -> str:
-        response = sim.kiwoom(path, api_id, body)
+        response = frozen_sim.kiwoom(path, api_id, body)
         assert response.status_code == 200
         data = response.json()
         assert data["return_code"] == 2
@@ -200,31 +205,31 @@ def test_request_errors(sim: Harness) -> None:
     for api_id in ("ka10080", "ka10079"):
         adjust = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "9"}
         assert "[1517:" in msg(CHART, api_id, adjust)
-    bad_key = sim.kiwoom(
+    bad_key = frozen_sim.kiwoom(
         CHART,
         "ka10081",
         {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"},
         next_key="!!!",
     ).json()
     assert "[1517:" in bad_key["return_msg"]
-    foreign_key = sim.kiwoom(
+    foreign_key = frozen_sim.kiwoom(
         CHART,
         "ka10080",
         {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1"},
         next_key="a2ExMDA4MTowMDA2NjA6MjAyNTAzMTk",
     ).json()
     assert "[1517:" in foreign_key["return_msg"]
-    raw = sim.client.post(
+    raw = frozen_sim.client.post(
         CHART,
         content=b"[]",
-        headers={"api-id": "ka10081", "authorization": f"Bearer {sim.kiwoom_token()}"},
+        headers={"api-id": "ka10081", "authorization": f"Bearer {frozen_sim.kiwoom_token()}"},
     )
     assert "[1517:" in raw.json()["return_msg"]
-    unauth = sim.client.post(CHART, json={}, headers={"api-id": "ka10081"}).json()
+    unauth = frozen_sim.client.post(CHART, json={}, headers={"api-id": "ka10081"}).json()
     assert unauth["return_code"] == 3
 
 
-def test_orders(sim: Harness) -> None:
+def test_orders(frozen_sim: Harness) -> None:
     body = {
         "dmst_stex_tp": "KRX",
         "stk_cd": "005930",
@@ -232,33 +237,35 @@ def test_orders(sim: Harness) -> None:
         "ord_uv": "61800",
         "trde_tp": "0",
     }
-    buy = sim.kiwoom("/api/dostk/ordr", "kt10000", body)
+    buy = frozen_sim.kiwoom("/api/dostk/ordr", "kt10000", body)
     assert buy.headers["api-id"] == "kt10000"
     data = buy.json()
     assert set(data) == {"ord_no", "dmst_stex_tp", "return_code", "return_msg"}
     assert data["dmst_stex_tp"] == "KRX"
-    sell = sim.kiwoom("/api/dostk/ordr", "kt10001", body).json()
+    sell = frozen_sim.kiwoom("/api/dostk/ordr", "kt10001", body).json()
     assert sell["ord_no"] != data["ord_no"]
-    assert [o["side"] for o in sim.client.get("/__sim/orders").json()] == ["buy", "sell"]
-    assert "[1504:" in sim.kiwoom("/api/dostk/ordr", "ka10081", body).json()["return_msg"]
-    missing = sim.kiwoom("/api/dostk/ordr", "kt10000", {"stk_cd": "005930"}).json()
+    assert [o["side"] for o in frozen_sim.client.get("/__sim/orders").json()] == ["buy", "sell"]
+    assert "[1504:" in frozen_sim.kiwoom("/api/dostk/ordr", "ka10081", body).json()["return_msg"]
+    missing = frozen_sim.kiwoom("/api/dostk/ordr", "kt10000", {"stk_cd": "005930"}).json()
     assert "[1511:" in missing["return_msg"]
-    bad_code = sim.kiwoom("/api/dostk/ordr", "kt10000", {**body, "stk_cd": "X"}).json()
+    bad_code = frozen_sim.kiwoom("/api/dostk/ordr", "kt10000", {**body, "stk_cd": "X"}).json()
     assert "[1902:" in bad_code["return_msg"]
-    bad_qty = sim.kiwoom("/api/dostk/ordr", "kt10000", {**body, "ord_qty": "-1"}).json()
+    bad_qty = frozen_sim.kiwoom("/api/dostk/ordr", "kt10000", {**body, "ord_qty": "-1"}).json()
     assert "[1517:" in bad_qty["return_msg"]
-    raw = sim.client.post(
+    raw = frozen_sim.client.post(
         "/api/dostk/ordr",
         content=b"x",
-        headers={"api-id": "kt10000", "authorization": f"Bearer {sim.kiwoom_token()}"},
+        headers={"api-id": "kt10000", "authorization": f"Bearer {frozen_sim.kiwoom_token()}"},
     )
     assert "[1517:" in raw.json()["return_msg"]
 
 
-def test_tick_chart_scopes(sim: Harness) -> None:
+def test_tick_chart_scopes(frozen_sim: Harness) -> None:
     body = {"stk_cd": "005930", "tic_scope": "10", "upd_stkpc_tp": "1"}
-    first = sim.kiwoom(CHART, "ka10079", body).json()
-    ones = sim.kiwoom(CHART, "ka10079", {**body, "tic_scope": "1"}).json()["stk_tic_chart_qry"]
+    first = frozen_sim.kiwoom(CHART, "ka10079", body).json()
+    ones = frozen_sim.kiwoom(CHART, "ka10079", {**body, "tic_scope": "1"}).json()[
+        "stk_tic_chart_qry"
+    ]
     count = int(first["last_tic_cnt"])
     assert 1 <= count <= 10
     newest = first["stk_tic_chart_qry"][0]

@@ -34,16 +34,16 @@ async def _kis_price(client: httpx.AsyncClient) -> httpx.Response:
 
 async def test_sim_server_in_the_current_loop() -> None:
     clock = SimClock(NOW, frozen=True)
-    async with SimServer(SimConfig(), clock=clock) as sim:
-        assert sim.url.startswith("http://127.0.0.1:")
-        assert sim.clock is clock
-        async with httpx.AsyncClient(base_url=sim.url) as client:
+    async with SimServer(SimConfig(), clock=clock) as frozen_sim:
+        assert frozen_sim.url.startswith("http://127.0.0.1:")
+        assert frozen_sim.clock is clock
+        async with httpx.AsyncClient(base_url=frozen_sim.url) as client:
             response = await _kis_price(client)
             assert response.json()["rt_cd"] == "0"
-            assert len(sim.state.recorder.calls()) == 2
+            assert len(frozen_sim.state.recorder.calls()) == 2
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
-            await client.get(sim.url + "/__sim/health")
+            await client.get(frozen_sim.url + "/__sim/health")
 
 
 async def test_run_simulator_under_a_task_group() -> None:
@@ -69,55 +69,56 @@ async def test_shutdown_with_a_request_in_flight_is_bounded() -> None:
 
     async with httpx.AsyncClient(timeout=30) as client, anyio.create_task_group() as group:
         with anyio.fail_after(8):
-            async with SimServer(config) as sim:
-                sim.state.faults.add(slow)
-                group.start_soon(hang, client, sim.url)
+            async with SimServer(config) as frozen_sim:
+                frozen_sim.state.faults.add(slow)
+                group.start_soon(hang, client, frozen_sim.url)
                 await anyio.sleep(0.2)
 
 
 def test_threaded_server_is_reusable_as_a_context_manager() -> None:
-    with ThreadedSimServer(SimConfig(start_time=NOW, frozen=True)) as sim:
-        assert httpx.get(sim.url + "/__sim/health").json() == {"ok": True}
+    with ThreadedSimServer(SimConfig(start_time=NOW, frozen=True)) as frozen_sim:
+        assert httpx.get(frozen_sim.url + "/__sim/health").json() == {"ok": True}
         with pytest.raises(RuntimeError):
-            sim.start()
-    sim.stop()  # idempotent
+            frozen_sim.start()
+    frozen_sim.stop()  # idempotent
     with pytest.raises(httpx.ConnectError):
-        httpx.get(sim.url + "/__sim/health")
+        httpx.get(frozen_sim.url + "/__sim/health")
 
 
 def test_kis_rate_limit(make_sim: Callable[..., Harness]) -> None:
-    sim = make_sim(kis_rate_limit_per_s=3)
-    sim.kis_token()  # token calls are not rate limited
-    answers = [sim.kis_price() for _ in range(5)]
+    frozen_sim = make_sim(kis_rate_limit_per_s=3)
+    frozen_sim.kis_token()  # token calls are not rate limited
+    answers = [frozen_sim.kis_price() for _ in range(5)]
     assert [a.status_code for a in answers] == [200, 200, 200, 500, 500]
     assert answers[-1].json() == {
         "rt_cd": "1",
         "msg_cd": "EGW00201",
         "msg1": "초당 거래건수를 초과하였습니다.",
     }
-    stats = sim.client.get("/__sim/stats").json()
+    stats = frozen_sim.client.get("/__sim/stats").json()
     assert stats["max_calls_in_any_1s_window"] == 5
     assert stats["errors"] == 2
 
 
 def test_kiwoom_rate_limit_is_per_api_id(make_sim: Callable[..., Harness]) -> None:
-    sim = make_sim(kiwoom_rate_limit_per_s=2, kiwoom_rate_limit_status=200)
+    frozen_sim = make_sim(kiwoom_rate_limit_per_s=2, kiwoom_rate_limit_status=200)
     info = {"stk_cd": "005930"}
     codes = [
-        sim.kiwoom("/api/dostk/stkinfo", "ka10001", info).json()["return_code"] for _ in range(3)
+        frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info).json()["return_code"]
+        for _ in range(3)
     ]
     assert codes == [0, 0, 5]
     chart = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
-    assert sim.kiwoom("/api/dostk/chart", "ka10081", chart).json()["return_code"] == 0
+    assert frozen_sim.kiwoom("/api/dostk/chart", "ka10081", chart).json()["return_code"] == 0
 
 
 def test_same_request_same_clock_same_bytes(make_sim: Callable[..., Harness]) -> None:
-    def digest(sim: Harness) -> list[str]:
+    def digest(frozen_sim: Harness) -> list[str]:
         bodies = [
-            sim.kis_price().content,
-            sim.kis_minutes("130000").content,
-            sim.kis_daily("20250101", "20250321").content,
-            sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "123456"}).content,
+            frozen_sim.kis_price().content,
+            frozen_sim.kis_minutes("130000").content,
+            frozen_sim.kis_daily("20250101", "20250321").content,
+            frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "123456"}).content,
         ]
         return [hashlib.sha256(body).hexdigest() for body in bodies]
 
@@ -133,6 +134,6 @@ def test_the_listening_socket_is_tcp_so_answers_are_not_delayed_by_nagle() -> No
 
     from apihub_broker_sim import ThreadedSimServer
 
-    with ThreadedSimServer() as sim:
-        assert sim._sock is not None
-        assert sim._sock.proto == socket.IPPROTO_TCP
+    with ThreadedSimServer() as frozen_sim:
+        assert frozen_sim._sock is not None
+        assert frozen_sim._sock.proto == socket.IPPROTO_TCP

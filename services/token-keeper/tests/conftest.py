@@ -16,10 +16,15 @@ import redis.asyncio as aioredis
 from anyio.abc import TaskGroup
 
 from apihub_broker_sim import SimConfig, ThreadedSimServer, appkey_fingerprint
-from apihub_core import AccountConfig, Keys, Provider, Settings, TokenEvent, load_settings
-from apihub_core._codec import decode_token_event
-from apihub_core._token_store import TokenStore, load_token_key
-from apihub_dispatcher._shared_tokens import SharedTokenSource
+from apihub_core import Keys, Provider, TokenEvent, decode_token_event
+from apihub_runtime import (
+    AccountConfig,
+    Settings,
+    SharedTokenSource,
+    TokenStore,
+    load_settings,
+    load_token_key,
+)
 from apihub_testing import async_wait_until
 from apihub_token_keeper import TokenKeeper, open_token_keeper
 

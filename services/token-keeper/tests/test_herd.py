@@ -7,9 +7,8 @@ import logging
 import anyio
 import pytest
 
-from apihub_brokers import AccessToken
-from apihub_core import AccountConfig, Provider, TokenIssued, TokenRefreshed, TokenRequested
-from apihub_dispatcher import SharedTokenSource
+from apihub_core import Provider, TokenIssued, TokenRefreshed, TokenRequested
+from apihub_runtime import AccessToken, AccountConfig, SharedTokenSource
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from apihub_core import Provider, TokenIssued, TokenRequested
-from apihub_core._codec import encode_entry
+from apihub_core import Provider, TokenIssued, TokenRequested, encode_entry
 from apihub_testing import async_wait_until
 from apihub_token_keeper import IssueWindow, WindowBusy
 

@@ -9,20 +9,18 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from apihub_brokers import AccessToken
 from apihub_core import (
     Provider,
     RequestInvalid,
-    Secret,
     TokenFailed,
     TokenInvalidated,
     TokenIssued,
     TokenRefreshed,
     UpstreamTransient,
+    encode_entry,
     now_ms,
 )
-from apihub_core._codec import encode_entry
-from apihub_core._token_store import StoredToken
+from apihub_runtime import AccessToken, Secret, StoredToken
 from apihub_testing import async_wait_until
 from apihub_token_keeper import Need
 

@@ -19,12 +19,11 @@ from ._factory import client_for
 from ._kis import KisClient
 from ._kiwoom import KiwoomClient
 from ._transport import TransportName, make_http_client
-from ._types import AccessToken, BrokerClient, BrokerReply
+from ._types import BrokerClient, BrokerReply
 
 __all__ = [
     "KIS_ERROR_CODES",
     "KIWOOM_ERROR_CODES",
-    "AccessToken",
     "BrokerClient",
     "BrokerReply",
     "ErrorCodes",

@@ -20,14 +20,8 @@ import anyio
 import httpx
 import msgspec
 
-from apihub_core import (
-    AccountConfig,
-    ConfigurationError,
-    HubError,
-    Provider,
-    UpstreamError,
-    UpstreamTransient,
-)
+from apihub_core import ConfigurationError, HubError, Provider, UpstreamError, UpstreamTransient
+from apihub_runtime import AccountConfig
 
 from ._errors_map import ErrorCodes, decode_object
 from ._transport import TransportName, make_http_client

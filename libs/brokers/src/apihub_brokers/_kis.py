@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final
 
-from apihub_core import AccountConfig, Provider, Secret, UpstreamError
+from apihub_core import Provider, UpstreamError
+from apihub_runtime import AccessToken, AccountConfig, Secret
 
 from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
 from ._catalog import TrSpec, kis_wire_tr_id
 from ._errors_map import KIS_ERROR_CODES, ErrorCodes, kis_error
-from ._types import AccessToken, BrokerReply
+from ._types import BrokerReply
 
 TOKEN_PATH: Final = "/oauth2/tokenP"  # noqa: S105  (a path, not a password)
 REVOKE_PATH: Final = "/oauth2/revokeP"

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
-from apihub_core import AccountConfig, Provider, Secret, UpstreamError
+from apihub_core import Provider, UpstreamError
+from apihub_runtime import AccessToken, AccountConfig, Secret
 
 from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
 from ._catalog import TrSpec
 from ._errors_map import KIWOOM_ERROR_CODES, ErrorCodes, kiwoom_error
-from ._types import AccessToken, BrokerReply
+from ._types import BrokerReply
 
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105  (a path, not a password)
 REVOKE_PATH: Final = "/oauth2/revoke"

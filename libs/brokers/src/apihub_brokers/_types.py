@@ -1,33 +1,16 @@
-"""What a broker client hands back: tokens and replies, and the protocol both clients follow."""
+"""What a broker client hands back (replies; tokens are :class:`apihub_runtime.AccessToken`) and
+the protocol both clients follow."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
-from apihub_core import AccountConfig, Provider, Secret
+from apihub_core import Provider
+from apihub_runtime import AccessToken, AccountConfig
 
 from ._catalog import TrSpec
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """An access token of one app key; ``expires_at`` is timezone-aware UTC.
-
-    ``fence`` is the fence number under which the token-keeper stored it (0 for a token fresh
-    from the broker): an invalidation names it so the keeper replaces each token only once.
-    """
-
-    value: Secret
-    expires_at: datetime
-    token_type: str = "Bearer"  # noqa: S105  (a scheme name)
-    fence: int = 0
-
-    def expires_in(self, now: datetime | None = None) -> float:
-        """Seconds until the token expires (negative once it has)."""
-        return (self.expires_at - (now or datetime.now(UTC))).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,26 @@
-"""apihub core: events, stream names, codec, settings, errors and the HubClient.
+"""apihub core: the wire contract, and the client that speaks it.
 
-Services meet only through the streams named in :class:`Keys`, carrying the events defined here.
+Everything a producer needs and nothing a service runs: the event vocabulary, its codec, every
+stream and key name (with retention caps), the error tree, the providers and priorities, trace
+context on the wire, and :class:`HubClient` / :class:`SyncHubClient`. Services are built on
+``apihub_runtime``, which depends on this package; this package depends on no other apihub
+package.
 """
 
 from ._client import HubClient, Response, raise_for_failure
 from ._codec import (
+    DATA_FIELD,
+    TYPE_FIELD,
     EntryDecodeError,
+    EntryFields,
+    StreamBatches,
+    StreamEntry,
     decode_any,
     decode_outcome,
     decode_request,
     decode_token_event,
     encode_entry,
-)
-from ._consumer import Delivery, StreamConsumer, consumer_name, ensure_group
-from ._dead_letter import dead_letter_event
-from ._embedded_redis import (
-    EmbeddedRedis,
-    EmbeddedRedisError,
-    RedisServerNotFound,
-    discover_redis_url,
-    find_redis_server,
-    redis_server_version,
+    encode_event,
 )
 from ._errors import (
     CircuitOpen,
@@ -59,41 +59,53 @@ from ._events import (
     TokenRefreshed,
     TokenRequested,
     UpstreamRateLimitHit,
+    event_type_name,
     now_ms,
 )
-from ._keys import Keys
-from ._providers import PRIORITIES, Priority, Provider
-from ._secret import Secret
-from ._settings import (
-    AccountConfig,
-    AccountRate,
-    BreakerSettings,
-    DispatcherSettings,
-    RateLimiterSettings,
-    Settings,
-    TokenKeeperSettings,
-    default_rate,
-    load_settings,
+from ._keys import (
+    BREAKER_STREAM_MAXLEN,
+    DEAD_LETTER_MAXLEN,
+    DISPATCHER_GROUP,
+    IDEMPOTENCY_TTL_S,
+    ORDER_MARKER_TTL_S,
+    RATE_LIMIT_STREAM_MAXLEN,
+    REPLY_MAXLEN,
+    REPLY_TTL_S,
+    REQUEST_STREAM_MAXLEN,
+    RESPONSE_STREAM_MAXLEN,
+    TOKEN_KEEPER_GROUP,
+    TOKEN_STREAM_MAXLEN,
+    Keys,
 )
+from ._providers import PRIORITIES, Priority, Provider
 from ._sync_client import SyncHubClient
+from ._telemetry import extract_trace, inject_trace, tracer
 
 __all__ = [
+    "BREAKER_STREAM_MAXLEN",
+    "DATA_FIELD",
+    "DEAD_LETTER_MAXLEN",
+    "DISPATCHER_GROUP",
+    "IDEMPOTENCY_TTL_S",
+    "ORDER_MARKER_TTL_S",
     "PRIORITIES",
+    "RATE_LIMIT_STREAM_MAXLEN",
+    "REPLY_MAXLEN",
+    "REPLY_TTL_S",
+    "REQUEST_STREAM_MAXLEN",
+    "RESPONSE_STREAM_MAXLEN",
     "SCHEMA_VERSION",
-    "AccountConfig",
-    "AccountRate",
+    "TOKEN_KEEPER_GROUP",
+    "TOKEN_STREAM_MAXLEN",
+    "TYPE_FIELD",
     "AnyEvent",
-    "BreakerSettings",
     "BreakerState",
     "BreakerStateChanged",
     "CircuitOpen",
     "ConfigurationError",
     "DeadLettered",
-    "Delivery",
-    "DispatcherSettings",
-    "EmbeddedRedis",
-    "EmbeddedRedisError",
     "EntryDecodeError",
+    "EntryFields",
     "ErrorClass",
     "Event",
     "HubClient",
@@ -107,23 +119,19 @@ __all__ = [
     "RateLimitEvent",
     "RateLimitRejected",
     "RateLimitWaited",
-    "RateLimiterSettings",
-    "RedisServerNotFound",
     "RequestFailed",
     "RequestInvalid",
     "RequestSubmitted",
     "RequestTimeout",
     "Response",
     "ResponseReceived",
-    "Secret",
-    "Settings",
-    "StreamConsumer",
+    "StreamBatches",
+    "StreamEntry",
     "SyncHubClient",
     "TokenEvent",
     "TokenFailed",
     "TokenInvalidated",
     "TokenIssued",
-    "TokenKeeperSettings",
     "TokenRefreshed",
     "TokenRequested",
     "UpstreamAuthError",
@@ -132,20 +140,17 @@ __all__ = [
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTransient",
-    "consumer_name",
-    "dead_letter_event",
     "decode_any",
     "decode_outcome",
     "decode_request",
     "decode_token_event",
-    "default_rate",
-    "discover_redis_url",
     "encode_entry",
-    "ensure_group",
+    "encode_event",
     "error_type_for",
-    "find_redis_server",
-    "load_settings",
+    "event_type_name",
+    "extract_trace",
+    "inject_trace",
     "now_ms",
     "raise_for_failure",
-    "redis_server_version",
+    "tracer",
 ]

@@ -6,13 +6,13 @@ CLIENT span per broker attempt, so one call is one trace in Jaeger however many 
 crossed. Span attributes name the request (id, provider, TR, account, outcome), never a
 credential or a token.
 
-Without a configured ``TracerProvider`` the API is a no-op and costs next to nothing;
-:func:`configure_tracing` installs the SDK when ``OTEL_TRACES_EXPORTER`` asks for it.
+Without a configured ``TracerProvider`` the API is a no-op and costs next to nothing; services
+install the SDK with ``apihub_runtime.configure_tracing`` when ``OTEL_TRACES_EXPORTER`` asks for
+it. This module needs only ``opentelemetry-api``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from opentelemetry import propagate, trace
@@ -35,43 +35,3 @@ def inject_trace() -> dict[str, str]:
 def extract_trace(carrier: Mapping[str, str]) -> Context | None:
     """The context a producer put on the wire, or ``None`` to start a new trace."""
     return propagate.extract(dict(carrier)) if carrier else None
-
-
-def configure_tracing(service_name: str) -> bool:
-    """Install the OpenTelemetry SDK for ``service_name`` if the environment asks for it.
-
-    ``OTEL_TRACES_EXPORTER=console`` prints spans on stderr; ``otlp`` sends them to
-    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (Jaeger accepts OTLP) and needs the
-    ``opentelemetry-exporter-otlp`` package. Returns whether tracing was enabled.
-    """
-    wanted = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if wanted in ("", "none"):
-        return False
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SpanExporter,
-    )
-
-    exporter: SpanExporter
-    if wanted == "console":
-        exporter = ConsoleSpanExporter()
-    elif wanted == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
-        except ImportError as exc:
-            raise RuntimeError(
-                "OTEL_TRACES_EXPORTER=otlp needs the opentelemetry-exporter-otlp-proto-http package"
-            ) from exc
-        exporter = OTLPSpanExporter()
-    else:
-        raise RuntimeError(f"unsupported OTEL_TRACES_EXPORTER {wanted!r} (console or otlp)")
-    name = os.environ.get("OTEL_SERVICE_NAME", service_name)
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return True

@@ -35,14 +35,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from apihub_core import (
+    BREAKER_STREAM_MAXLEN,
     SCHEMA_VERSION,
-    BreakerSettings,
     BreakerState,
     BreakerStateChanged,
     ConfigurationError,
     Keys,
 )
-from apihub_core._keys import BREAKER_STREAM_MAXLEN
+from apihub_runtime import BreakerSettings
 
 log = logging.getLogger("apihub.breaker")
 

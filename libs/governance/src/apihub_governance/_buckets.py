@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from apihub_core import AccountConfig
+from apihub_runtime import AccountConfig
 
 SECOND_MS: Final = 1_000
 """Length of a per-second window."""

@@ -35,13 +35,13 @@ from apihub_core import (
     HubUnavailable,
     Keys,
     Priority,
-    RateLimiterSettings,
     RateLimitRejected,
     RateLimitWaited,
     UpstreamRateLimited,
     UpstreamRateLimitHit,
     now_ms,
 )
+from apihub_runtime import RateLimiterSettings
 
 from ._buckets import Bucket, Permit
 from ._jitter import JitterEstimator

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from apihub_core import RateLimiterSettings
+from apihub_runtime import RateLimiterSettings
 
 MIN_JITTER_SAMPLES: Final = 20
 """Below this many samples the spread alone means little: ``initial_ms`` is its floor."""

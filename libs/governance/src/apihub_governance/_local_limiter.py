@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import anyio
 from anyio.abc import TaskStatus
 
-from apihub_core import Priority, RateLimiterSettings, UpstreamRateLimited
+from apihub_core import Priority, UpstreamRateLimited
+from apihub_runtime import RateLimiterSettings
 
 from ._buckets import Bucket, Permit
 from ._gatekeeper import RATE_LIMIT_CODE

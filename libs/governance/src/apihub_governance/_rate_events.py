@@ -17,8 +17,7 @@ import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
 from redis.exceptions import RedisError
 
-from apihub_core import RateLimitEvent, encode_entry
-from apihub_core._keys import RATE_LIMIT_STREAM_MAXLEN
+from apihub_core import RATE_LIMIT_STREAM_MAXLEN, RateLimitEvent, encode_entry
 
 log = logging.getLogger("apihub.gatekeeper")
 

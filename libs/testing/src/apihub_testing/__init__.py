@@ -1,8 +1,8 @@
 """apihub testing helpers; the pytest fixtures live in :mod:`apihub_testing.plugin`."""
 
-from apihub_testing._redis import RedisServer
-from apihub_testing._scan import redis_strings
-from apihub_testing._wait import async_wait_until, wait_until
+from ._redis import RedisServer
+from ._scan import redis_strings
+from ._wait import async_wait_until, wait_until
 
 __all__ = [
     "RedisServer",

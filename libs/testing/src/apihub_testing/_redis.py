@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from apihub_core import EmbeddedRedis
+from apihub_embedded import EmbeddedRedis
 
 if TYPE_CHECKING:
     from testcontainers.community.redis import RedisContainer
@@ -80,7 +80,7 @@ def running_redis(data_dir: Path) -> Iterator[RedisServer]:
 
     Order: ``APIHUB_TEST_REDIS_URL`` if set; else a ``redis:7-alpine`` container if a
     Docker engine is reachable (and the container starts); else ``redis-server``
-    (see :func:`apihub_core._embedded_redis.find_redis_server`) on a free port with
+    (see :func:`apihub_embedded.find_redis_server`) on a free port with
     its files in ``data_dir`` and no persistence. An ``atexit`` hook stops it too,
     in case the interpreter exits without unwinding this context.
     """

@@ -1,4 +1,5 @@
-"""The ``apihub`` pytest plugin (entry point ``pytest11: apihub``).
+"""The ``apihub`` pytest plugin: a real Redis for the tests (the simulator's fixtures come with
+``apihub_broker_sim.pytest_plugin``).
 
 Fixtures:
 
@@ -13,10 +14,6 @@ Fixtures:
     An asyncio redis-py client on ``redis_url``, closed after the test.
 ``hub_namespace`` (function)
     A unique key prefix for the test, ``t`` + 8 hex digits.
-``sim`` (session)
-    A running ``apihub_broker_sim.ThreadedSimServer``.
-``sim_url`` (function)
-    ``sim.url`` (no trailing slash), after ``POST /__sim/reset``.
 ``anyio_backend`` (session)
     ``"asyncio"``: ``@pytest.mark.anyio`` tests run on asyncio, and async fixtures
     may be session-scoped.
@@ -29,19 +26,16 @@ writes a key file into the working directory.
 from __future__ import annotations
 
 import base64
-import importlib
 import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from apihub_testing._redis import RedisServer, running_redis
+from ._redis import RedisServer, running_redis
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,24 +74,6 @@ async def aredis(redis_url: str, anyio_backend: str) -> AsyncIterator[aioredis.R
 def hub_namespace() -> str:
     """A key prefix unique to this test, e.g. ``t1a2b3c4d``."""
     return f"t{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def sim() -> Iterator[Any]:
-    """The broker simulator, running in a thread for the whole session."""
-    # Imported here, and by name, so the plugin (and every test that does not use
-    # the simulator) still loads while apihub_broker_sim is broken or incomplete.
-    sim_module = importlib.import_module("apihub_broker_sim")
-    with sim_module.ThreadedSimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def sim_url(sim: Any) -> str:
-    """The simulator's base URL, after clearing its recorded calls, tokens and faults."""
-    url = str(sim.url).rstrip("/")
-    httpx.post(f"{url}/__sim/reset", timeout=10.0).raise_for_status()
-    return url
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from apihub_broker_sim import SimConfig, SimServer
-from apihub_core import EmbeddedRedis, Settings
-from apihub_core._lifecycle import stop_on_signal
 from apihub_dispatcher import open_dispatcher
+from apihub_embedded import EmbeddedRedis
+from apihub_runtime import Settings, stop_on_signal
 from apihub_token_keeper import open_token_keeper
 
 log = logging.getLogger("apihub.up")

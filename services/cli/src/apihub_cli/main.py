@@ -13,18 +13,15 @@ import anyio
 import typer
 from rich.console import Console
 
-from apihub_core import (
-    PRIORITIES,
-    ConfigurationError,
-    HubClient,
-    HubError,
-    RedisServerNotFound,
+from apihub_core import PRIORITIES, ConfigurationError, HubClient, HubError
+from apihub_embedded import RedisServerNotFound, discover_redis_url
+from apihub_runtime import (
     Settings,
-    discover_redis_url,
+    configure_logging,
+    configure_tracing,
     load_settings,
+    stop_on_signal,
 )
-from apihub_core._lifecycle import configure_logging, stop_on_signal
-from apihub_core._telemetry import configure_tracing
 
 from ._hub import run_hub
 

@@ -15,38 +15,49 @@ from anyio.abc import TaskStatus
 from opentelemetry.trace import SpanKind, StatusCode
 from redis.exceptions import RedisError
 
-from apihub_brokers import AccessToken, BrokerClient, BrokerReply
+from apihub_brokers import BrokerClient, BrokerReply
 from apihub_core import (
-    CircuitOpen,
-    HubError,
-    Priority,
-    Provider,
-    Settings,
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamTransient,
-)
-from apihub_core._codec import EntryDecodeError, decode_request, encode_entry
-from apihub_core._commit import Append, Committer
-from apihub_core._consumer import Delivery, StreamConsumer, consumer_name
-from apihub_core._dead_letter import dead_letter_event
-from apihub_core._errors import ErrorClass
-from apihub_core._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
-from apihub_core._keys import (
     DEAD_LETTER_MAXLEN,
     ORDER_MARKER_TTL_S,
     REPLY_MAXLEN,
     REPLY_TTL_S,
     RESPONSE_STREAM_MAXLEN,
+    CircuitOpen,
+    EntryDecodeError,
+    ErrorClass,
+    HubError,
     Keys,
+    Outcome,
+    Priority,
+    Provider,
+    RequestFailed,
+    RequestSubmitted,
+    ResponseReceived,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTransient,
+    decode_request,
+    encode_entry,
+    extract_trace,
+    now_ms,
+    tracer,
 )
-from apihub_core._telemetry import extract_trace, tracer
 from apihub_governance import Admission, Bucket, CircuitBreaker, Gatekeeper, Permit, buckets_for
 from apihub_governance import Outcome as BreakerOutcome
+from apihub_runtime import (
+    AccessToken,
+    Append,
+    Committer,
+    Delivery,
+    Settings,
+    StreamConsumer,
+    TokenSource,
+    consumer_name,
+    dead_letter_event,
+)
 
 from ._idempotency import IdempotencyLedger, replay
-from ._tokens import TokenSource
 from ._validation import Rejection, ValidRequest, entry_size, validate
 
 log = logging.getLogger("apihub.dispatcher")

@@ -19,9 +19,7 @@ import anyio
 import msgspec
 import redis.asyncio as aioredis
 
-from apihub_core._codec import encode_event
-from apihub_core._events import Outcome, RequestSubmitted, now_ms
-from apihub_core._keys import IDEMPOTENCY_TTL_S, Keys
+from apihub_core import IDEMPOTENCY_TTL_S, Keys, Outcome, RequestSubmitted, encode_event, now_ms
 
 log = logging.getLogger("apihub.dispatcher.idempotency")
 

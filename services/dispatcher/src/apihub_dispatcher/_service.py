@@ -11,14 +11,18 @@ import anyio
 import redis.asyncio as aioredis
 
 from apihub_brokers import client_for, make_http_client
-from apihub_core import ConfigurationError, Keys, Provider, Settings
-from apihub_core._consumer import consumer_name
-from apihub_core._lifecycle import stop_on_signal
-from apihub_core._token_store import TokenStore, load_token_key
+from apihub_core import ConfigurationError, Keys, Provider
 from apihub_governance import CircuitBreaker, Gatekeeper
+from apihub_runtime import (
+    Settings,
+    SharedTokenSource,
+    TokenStore,
+    consumer_name,
+    load_token_key,
+    stop_on_signal,
+)
 
 from ._dispatcher import Dispatcher
-from ._shared_tokens import SharedTokenSource
 
 
 @asynccontextmanager

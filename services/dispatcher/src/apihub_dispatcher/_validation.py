@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from apihub_brokers import TrSpec, lookup_tr
-from apihub_core import AccountConfig, Provider, Settings
-from apihub_core._events import RequestSubmitted
-from apihub_core._keys import Keys
+from apihub_core import Keys, Provider, RequestSubmitted
+from apihub_runtime import AccountConfig, Settings
 
 
 class Rejection(Exception):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from apihub_core import load_settings
-from apihub_core._lifecycle import configure_logging
+from apihub_runtime import configure_logging, load_settings
 
 from ._service import serve
 

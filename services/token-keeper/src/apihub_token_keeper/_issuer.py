@@ -4,7 +4,7 @@ The order matters:
 
 1. Check the store. If the job's need is already met, nothing is issued (the common case for a
    herd of requests: one issuance, then every other request finds the token).
-2. Take the account's :class:`~apihub_core._fenced_lock.FencedLock`. If another replica holds
+2. Take the account's :class:`~apihub_runtime.FencedLock`. If another replica holds
    it, poll the store until its token appears or the lock frees (bounded).
 3. Re-check the store under the lock: the previous holder may have just written the token.
 4. Reserve the fleet-wide issuance window (:mod:`._window`) and call the broker; on failure
@@ -29,22 +29,27 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from apihub_brokers import AccessToken, BrokerClient
+from apihub_brokers import BrokerClient
 from apihub_core import (
-    AccountConfig,
     HubError,
     Keys,
     Provider,
     TokenFailed,
     TokenIssued,
-    TokenKeeperSettings,
     TokenRefreshed,
     UpstreamRateLimited,
     UpstreamTransient,
     now_ms,
 )
-from apihub_core._fenced_lock import FencedLock, Lease
-from apihub_core._token_store import StoredToken, TokenStore
+from apihub_runtime import (
+    AccessToken,
+    AccountConfig,
+    FencedLock,
+    Lease,
+    StoredToken,
+    TokenKeeperSettings,
+    TokenStore,
+)
 
 from ._need import Need
 from ._stream import TokenStream

@@ -30,20 +30,26 @@ from redis.exceptions import RedisError
 
 from apihub_brokers import BrokerClient
 from apihub_core import (
-    AccountConfig,
+    DEAD_LETTER_MAXLEN,
+    EntryDecodeError,
     Keys,
     Provider,
-    Settings,
     TokenFailed,
     TokenInvalidated,
     TokenRequested,
+    decode_token_event,
+    encode_entry,
     now_ms,
 )
-from apihub_core._codec import EntryDecodeError, decode_token_event, encode_entry
-from apihub_core._consumer import Delivery, StreamConsumer, consumer_name
-from apihub_core._dead_letter import dead_letter_event
-from apihub_core._keys import DEAD_LETTER_MAXLEN
-from apihub_core._token_store import TokenStore
+from apihub_runtime import (
+    AccountConfig,
+    Delivery,
+    Settings,
+    StreamConsumer,
+    TokenStore,
+    consumer_name,
+    dead_letter_event,
+)
 
 from ._issuer import Issuer, Result
 from ._need import Need

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from apihub_core._token_store import StoredToken
+from apihub_runtime import StoredToken
 
 Reason = Literal["requested", "expiring", "invalidated", "startup"]
 """Why the keeper looks at an account (the ``reason`` of ``token.issued``/``token.refreshed``)."""

@@ -9,9 +9,8 @@ import anyio
 import redis.asyncio as aioredis
 
 from apihub_brokers import client_for, make_http_client
-from apihub_core import ConfigurationError, Provider, Settings
-from apihub_core._lifecycle import stop_on_signal
-from apihub_core._token_store import TokenStore, load_token_key
+from apihub_core import ConfigurationError, Provider
+from apihub_runtime import Settings, TokenStore, load_token_key, stop_on_signal
 
 from ._keeper import TokenKeeper
 

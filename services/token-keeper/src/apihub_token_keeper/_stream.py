@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from apihub_core import Event, Keys
-from apihub_core._codec import encode_entry
-from apihub_core._keys import TOKEN_STREAM_MAXLEN
+from apihub_core import TOKEN_STREAM_MAXLEN, Event, Keys, encode_entry
 
 
 class TokenStream:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from apihub_core import Keys, Secret
-from apihub_core._fenced_lock import FencedLock
-from apihub_core._token_store import (
+from apihub_core import Keys
+from apihub_runtime import (
+    FencedLock,
+    Secret,
     StoredToken,
     TokenKeyError,
     TokenStore,

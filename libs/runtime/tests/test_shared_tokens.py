@@ -12,29 +12,33 @@ import pytest
 import redis.asyncio as aioredis
 
 from apihub_core import (
-    AccountConfig,
     ErrorClass,
     HubError,
     HubUnavailable,
     Keys,
     Provider,
-    Secret,
     TokenFailed,
     TokenInvalidated,
     TokenIssued,
-    TokenKeeperSettings,
     TokenRefreshed,
     TokenRequested,
     UpstreamRateLimited,
     UpstreamRejected,
     decode_token_event,
-    load_settings,
+    encode_entry,
     now_ms,
 )
-from apihub_core._codec import encode_entry
-from apihub_core._fenced_lock import FencedLock
-from apihub_core._token_store import StoredToken, TokenStore, load_token_key
-from apihub_dispatcher._shared_tokens import SharedTokenSource
+from apihub_runtime import (
+    AccountConfig,
+    FencedLock,
+    Secret,
+    SharedTokenSource,
+    StoredToken,
+    TokenKeeperSettings,
+    TokenStore,
+    load_settings,
+    load_token_key,
+)
 from apihub_testing import async_wait_until, redis_strings
 
 pytestmark = pytest.mark.anyio

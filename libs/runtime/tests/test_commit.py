@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from apihub_core import Keys, RequestFailed, decode_outcome, encode_entry, ensure_group
-from apihub_core._commit import Append, Committer
+from apihub_core import Keys, RequestFailed, decode_outcome, encode_entry
+from apihub_runtime import Append, Committer, ensure_group
 
 pytestmark = pytest.mark.anyio
 

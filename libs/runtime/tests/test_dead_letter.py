@@ -6,7 +6,8 @@ import json
 
 import msgspec
 
-from apihub_core import DeadLettered, dead_letter_event, encode_entry
+from apihub_core import DeadLettered, encode_entry
+from apihub_runtime import dead_letter_event
 
 REDACTED = "***redacted***"
 SECRET_VALUES = ["PSappKeyValue", "appSecretValue", "bearerTokenValue", "pw", "approvalValue"]

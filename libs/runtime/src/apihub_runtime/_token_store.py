@@ -25,7 +25,8 @@ import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._errors import ConfigurationError
+from apihub_core import ConfigurationError
+
 from ._secret import Secret
 
 TOKEN_KEY_ENV: Final = "APIHUB_TOKEN_KEY"  # noqa: S105 - a variable name

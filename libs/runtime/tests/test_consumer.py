@@ -17,7 +17,8 @@ import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
 from redis.exceptions import ResponseError
 
-from apihub_core import Delivery, Keys, StreamConsumer, consumer_name, ensure_group
+from apihub_core import Keys
+from apihub_runtime import Delivery, StreamConsumer, consumer_name, ensure_group
 from apihub_testing import async_wait_until
 
 GROUP = "workers"

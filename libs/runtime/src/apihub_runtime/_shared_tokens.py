@@ -29,25 +29,28 @@ import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
 from redis.exceptions import RedisError
 
-from apihub_brokers import AccessToken
 from apihub_core import (
-    AccountConfig,
+    TOKEN_STREAM_MAXLEN,
+    EntryDecodeError,
     HubError,
     HubUnavailable,
     Keys,
+    StreamBatches,
     TokenFailed,
     TokenInvalidated,
     TokenIssued,
-    TokenKeeperSettings,
     TokenRefreshed,
     TokenRequested,
     UpstreamError,
+    decode_token_event,
+    encode_entry,
     error_type_for,
     now_ms,
 )
-from apihub_core._codec import EntryDecodeError, StreamBatches, decode_token_event, encode_entry
-from apihub_core._keys import TOKEN_STREAM_MAXLEN
-from apihub_core._token_store import StoredToken, TokenStore
+
+from ._settings import AccountConfig, TokenKeeperSettings
+from ._token_store import StoredToken, TokenStore
+from ._tokens import AccessToken
 
 log = logging.getLogger("apihub.dispatcher.tokens")
 

@@ -17,7 +17,7 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from ._codec import DATA_FIELD, TYPE_FIELD, EntryFields
+from apihub_core import DATA_FIELD, TYPE_FIELD, EntryFields
 
 _COMMIT_LUA: Final = f"""
 local appends = tonumber(ARGV[3])

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from anyio.abc import TaskGroup, TaskStatus
 from redis.exceptions import RedisError, ResponseError
 
-from ._codec import StreamBatches
+from apihub_core import StreamBatches
 
 log = logging.getLogger("apihub.consumer")
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from apihub_core._lifecycle import STOP_SIGNALS, configure_logging, stop_on_signal
+from apihub_runtime import configure_logging, stop_on_signal
+from apihub_runtime._lifecycle import STOP_SIGNALS
 from apihub_testing import async_wait_until
 
 WAIT = 10

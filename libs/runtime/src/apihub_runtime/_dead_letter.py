@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ._events import DeadLettered, now_ms
+from apihub_core import DeadLettered, now_ms
 
 MAX_FIELD_CHARS: Final = 4096
 """Each original field is cut to this many characters in the dead letter."""

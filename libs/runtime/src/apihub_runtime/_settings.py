@@ -33,9 +33,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._errors import ConfigurationError
-from ._keys import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP
-from ._providers import Provider
+from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, ConfigurationError, Provider
+
 from ._secret import Secret
 
 _S = TypeVar("_S")

@@ -37,16 +37,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = [
-    "DISCOVERY_FILE",
-    "EmbeddedRedis",
-    "EmbeddedRedisError",
-    "RedisServerNotFound",
-    "discover_redis_url",
-    "find_redis_server",
-    "redis_server_version",
-]
-
 #: Name of the discovery file written into ``data_dir`` when ``advertise=True``.
 DISCOVERY_FILE = "hub.json"
 

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from apihub_core import (
-    AccountConfig,
-    AccountRate,
-    ConfigurationError,
-    DispatcherSettings,
-    Provider,
-    Settings,
-    load_settings,
-)
+from apihub_core import ConfigurationError, Provider
+from apihub_runtime import AccountConfig, AccountRate, DispatcherSettings, Settings, load_settings
 
 KIS_REAL = "https://openapi.koreainvestment.com:9443"
 KIS_VPS = "https://openapivts.koreainvestment.com:29443"

@@ -5,7 +5,7 @@ holder always has a fence number strictly greater than every earlier holder's. R
 the key only if it still holds our random owner value (compare-and-delete), so a holder whose
 lease ran out can never release its successor's lock. The fence number is what makes a stale
 holder harmless: whatever it writes carries its (smaller) fence, and the store refuses writes
-older than what it has (see :mod:`apihub_core._token_store`).
+older than what it has (see :class:`~apihub_runtime.TokenStore`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from apihub_core._embedded_redis import (
+from apihub_embedded import (
     DISCOVERY_FILE,
     EmbeddedRedis,
     EmbeddedRedisError,

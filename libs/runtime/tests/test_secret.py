@@ -11,7 +11,7 @@ import traceback
 import msgspec
 import pytest
 
-from apihub_core import Secret
+from apihub_runtime import Secret
 
 VALUE = "PSxK3yRealLookingAppKey0123456789abc"
 

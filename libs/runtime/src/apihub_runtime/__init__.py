@@ -1,0 +1,61 @@
+"""apihub runtime: what every apihub service is built from.
+
+Settings and credentials, the consumer-group loop, the atomic committer, dead-lettering,
+lifecycle (logging, tracing, signals and drain), the encrypted token store, the fenced lock and
+the shared token reader. A service is a thin composition root over these (see
+``docs/writing-a-service.md``); the wire contract they speak is ``apihub_core``.
+"""
+
+from ._commit import Append, Committer
+from ._consumer import Delivery, StreamConsumer, consumer_name, ensure_group
+from ._dead_letter import dead_letter_event
+from ._fenced_lock import FencedLock, Lease
+from ._lifecycle import configure_logging, stop_on_signal
+from ._secret import Secret
+from ._settings import (
+    AccountConfig,
+    AccountRate,
+    BreakerSettings,
+    DispatcherSettings,
+    RateLimiterSettings,
+    Settings,
+    TokenKeeperSettings,
+    default_rate,
+    load_settings,
+)
+from ._shared_tokens import SharedTokenSource
+from ._token_store import StoredToken, TokenKeyError, TokenStore, load_token_key
+from ._tokens import AccessToken, TokenSource
+from ._tracing import configure_tracing
+
+__all__ = [
+    "AccessToken",
+    "AccountConfig",
+    "AccountRate",
+    "Append",
+    "BreakerSettings",
+    "Committer",
+    "Delivery",
+    "DispatcherSettings",
+    "FencedLock",
+    "Lease",
+    "RateLimiterSettings",
+    "Secret",
+    "Settings",
+    "SharedTokenSource",
+    "StoredToken",
+    "StreamConsumer",
+    "TokenKeeperSettings",
+    "TokenKeyError",
+    "TokenSource",
+    "TokenStore",
+    "configure_logging",
+    "configure_tracing",
+    "consumer_name",
+    "dead_letter_event",
+    "default_rate",
+    "ensure_group",
+    "load_settings",
+    "load_token_key",
+    "stop_on_signal",
+]
