@@ -17,6 +17,8 @@ from apihub_core import (
     HubUnavailable,
     Keys,
     Provider,
+    RequestTimeout,
+    TokenDeferred,
     TokenFailed,
     TokenInvalidated,
     TokenIssued,
@@ -75,7 +77,9 @@ class FakeKeeper:
             )
         return lease.fence
 
-    async def announce(self, event: TokenIssued | TokenRefreshed | TokenFailed) -> None:
+    async def announce(
+        self, event: TokenIssued | TokenRefreshed | TokenDeferred | TokenFailed
+    ) -> None:
         await self.redis.xadd(self.keys.tokens, encode_entry(event))
 
     async def events(self) -> list[object]:
@@ -207,7 +211,7 @@ async def test_no_keeper_means_hub_unavailable_within_the_wait(
     source = make_source(aredis, keys, store, token_wait_s=0.3)
     with anyio.fail_after(10), pytest.raises(HubUnavailable) as caught:
         await source.get(account)
-    assert "no token for KIS account 'default' within 0.3 s" in str(caught.value)
+    assert "about the KIS token of account 'default' within 0.3 s" in str(caught.value)
     assert "token-keeper running" in str(caught.value)
 
 
@@ -238,7 +242,7 @@ async def test_a_keeper_still_retrying_is_waited_for(
     assert token.value.reveal() == "after-the-retry"
 
 
-async def test_a_keeper_still_retrying_at_the_deadline_reports_its_error(
+async def test_without_a_deadline_a_keeper_still_retrying_ends_the_wait_with_its_error(
     aredis: aioredis.Redis,
     keys: Keys,
     store: TokenStore,
@@ -248,13 +252,74 @@ async def test_a_keeper_still_retrying_at_the_deadline_reports_its_error(
     source = make_source(aredis, keys, store, token_wait_s=1.0)
 
     async def fail() -> None:
-        # A retry within the wait, which then never delivers: the deadline answers.
+        # A retry within the wait, which then never delivers: token_wait_s answers, since the
+        # caller set no deadline of its own (none encloses this call: pytest's timeout bounds).
         await keeper.fail_when_asked("rate_limited", "EGW00201", 500)
 
-    error = await _get_error(source, account, fail)
-    assert isinstance(error, UpstreamRateLimited)
-    assert error.code == "EGW00201"
-    assert "still retrying" in str(error)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fail)
+        with pytest.raises(UpstreamRateLimited) as caught:
+            await source.get(account)
+    assert caught.value.code == "EGW00201"
+    assert "within 1 s: the token-keeper is still retrying" in str(caught.value)
+
+
+async def test_a_caller_with_a_deadline_waits_past_token_wait_s_for_an_announced_token(
+    aredis: aioredis.Redis,
+    keys: Keys,
+    store: TokenStore,
+    keeper: FakeKeeper,
+    account: AccountConfig,
+) -> None:
+    # The keeper is waiting out the issuance window (it says so), longer than token_wait_s:
+    # a caller whose deadline allows it waits instead of being told the keeper is not running.
+    source = make_source(aredis, keys, store, token_wait_s=0.2)
+
+    async def defer_then_issue() -> None:
+        await async_wait_until(keeper.requests, timeout=10)
+        await keeper.announce(
+            TokenDeferred(
+                provider="KIS", account="default", not_before_ms=now_ms() + 600, at_ms=now_ms()
+            )
+        )
+        # The keeper waits out the window it announced: more than token_wait_s passes before
+        # the token comes (the passing of time is the behaviour under test here).
+        await anyio.sleep(0.6)
+        await keeper.write("after-the-window")
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(defer_then_issue)
+            token = await source.get(account)
+    assert token.value.reveal() == "after-the-window"
+    assert source.requests_sent == 1
+
+
+async def test_a_window_reopening_after_the_deadline_is_refused_at_once(
+    source: SharedTokenSource, keeper: FakeKeeper, account: AccountConfig
+) -> None:
+    async def defer() -> None:
+        await async_wait_until(keeper.requests, timeout=10)
+        await keeper.announce(
+            TokenDeferred(
+                provider="KIS", account="default", not_before_ms=now_ms() + 50_000, at_ms=now_ms()
+            )
+        )
+
+    with anyio.fail_after(5):  # the caller's deadline: far sooner than the window reopens
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(defer)
+            with pytest.raises(RequestTimeout) as caught:
+                await source.get(account)
+    assert "issuance window reopens in" in str(caught.value)
+
+    # A caller whose deadline lies past the window is not refused: it waits for the token.
+    with anyio.CancelScope(deadline=anyio.current_time() + 120) as patient:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(source.get, account)
+            await anyio.wait_all_tasks_blocked()
+            patient.cancel()
+    assert patient.cancelled_caught
 
 
 async def test_a_retry_beyond_the_wait_fails_fast_until_its_time(

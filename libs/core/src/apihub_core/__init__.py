@@ -7,7 +7,7 @@ context on the wire, and :class:`HubClient` / :class:`SyncHubClient`. Services a
 package.
 """
 
-from ._client import HubClient, Response, raise_for_failure
+from ._client import HubClient, Response
 from ._codec import (
     DATA_FIELD,
     TYPE_FIELD,
@@ -22,6 +22,7 @@ from ._codec import (
     encode_entry,
     encode_event,
 )
+from ._connections import describe_redis_failure, pool_exhausted, redis_client
 from ._errors import (
     CircuitOpen,
     ConfigurationError,
@@ -52,6 +53,7 @@ from ._events import (
     RequestFailed,
     RequestSubmitted,
     ResponseReceived,
+    TokenDeferred,
     TokenEvent,
     TokenFailed,
     TokenInvalidated,
@@ -62,6 +64,7 @@ from ._events import (
     event_type_name,
     now_ms,
 )
+from ._failures import error_for, failure_for, hub_code, raise_for_failure, wire_code
 from ._keys import (
     BREAKER_STREAM_MAXLEN,
     DEAD_LETTER_MAXLEN,
@@ -128,6 +131,7 @@ __all__ = [
     "StreamBatches",
     "StreamEntry",
     "SyncHubClient",
+    "TokenDeferred",
     "TokenEvent",
     "TokenFailed",
     "TokenInvalidated",
@@ -144,13 +148,20 @@ __all__ = [
     "decode_outcome",
     "decode_request",
     "decode_token_event",
+    "describe_redis_failure",
     "encode_entry",
     "encode_event",
+    "error_for",
     "error_type_for",
     "event_type_name",
     "extract_trace",
+    "failure_for",
+    "hub_code",
     "inject_trace",
     "now_ms",
+    "pool_exhausted",
     "raise_for_failure",
+    "redis_client",
     "tracer",
+    "wire_code",
 ]

@@ -24,15 +24,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from redis.exceptions import RedisError
 
 from ._codec import EntryDecodeError, StreamBatches, decode_outcome, encode_entry
-from ._errors import (
-    HubError,
-    HubUnavailable,
-    RequestInvalid,
-    RequestTimeout,
-    UpstreamError,
-    error_type_for,
-)
+from ._connections import DEFAULT_MAX_CONNECTIONS, describe_redis_failure, redis_client
+from ._errors import HubError, HubUnavailable, RequestInvalid, RequestTimeout
 from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
+from ._failures import raise_for_failure
 from ._keys import REQUEST_STREAM_MAXLEN, Keys
 from ._providers import PRIORITIES, Priority, Provider
 from ._telemetry import inject_trace, tracer
@@ -86,20 +81,6 @@ class Response:
         )
 
 
-def raise_for_failure(event: RequestFailed) -> None:
-    """Raise the typed :class:`~apihub_core.HubError` a ``RequestFailed`` event stands for."""
-    exc_type = error_type_for(event.error_class, event.code)
-    context: dict[str, Any] = {
-        "request_id": event.request_id,
-        "provider": event.provider,
-        "tr_id": event.tr_id,
-    }
-    if issubclass(exc_type, UpstreamError):
-        raise exc_type(event.message, code=event.code, status=event.status, **context)
-    message = f"[{event.code}] {event.message}" if event.code else event.message
-    raise exc_type(message, **context)
-
-
 @dataclass(slots=True)
 class _Waiter:
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -133,9 +114,26 @@ class HubClient:
         self._reader_error: BaseException | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "apihub", **kwargs: Any) -> HubClient:
-        """A client with its own Redis connection pool, closed when the client closes."""
-        return cls(aioredis.from_url(url), namespace=namespace, owns_redis=True, **kwargs)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "apihub",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        **kwargs: Any,
+    ) -> HubClient:
+        """A client with its own Redis connection pool, closed when the client closes.
+
+        The pool holds ``max_connections`` (one is the reply reader's); when every connection
+        is busy, further calls wait for one within their own timeout instead of failing, so a
+        burst of any size is absorbed.
+        """
+        return cls(
+            redis_client(url, max_connections=max_connections),
+            namespace=namespace,
+            owns_redis=True,
+            **kwargs,
+        )
 
     async def __aenter__(self) -> Self:
         self._task_group = anyio.create_task_group()
@@ -259,7 +257,7 @@ class HubClient:
             )
         except (RedisError, OSError) as exc:
             raise HubUnavailable(
-                f"could not append to {self.keys.requests}: {type(exc).__name__}",
+                f"could not append to {self.keys.requests}: {describe_redis_failure(exc)}",
                 request_id=request.request_id,
                 provider=request.provider,
                 tr_id=request.tr_id,
@@ -326,16 +324,26 @@ class HubClient:
     async def _round_trip(self, request: RequestSubmitted, timeout: float) -> Outcome:
         waiter = _Waiter()
         self._waiters[request.request_id] = waiter
+        submitted = False
         try:
             with anyio.move_on_after(timeout):
                 await self._append(request)
+                submitted = True
                 await waiter.done.wait()
         finally:
             self._waiters.pop(request.request_id, None)
         if waiter.outcome is None:
-            hint = " (the hub's Redis connection is failing)" if self._reader_error else ""
+            if not submitted:
+                what = (
+                    f"no answer within {timeout:g}s, and the request was probably never "
+                    "submitted: every connection of this client's Redis pool stayed busy "
+                    "(raise max_connections, or make fewer calls at once)"
+                )
+            else:
+                hint = " (the hub's Redis connection is failing)" if self._reader_error else ""
+                what = f"no answer within {timeout:g}s{hint}"
             raise RequestTimeout(
-                f"no answer within {timeout:g}s{hint}",
+                what,
                 request_id=request.request_id,
                 provider=request.provider,
                 tr_id=request.tr_id,

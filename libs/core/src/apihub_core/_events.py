@@ -170,6 +170,19 @@ class TokenRefreshed(_TokenStored, frozen=True, kw_only=True, tag="token.refresh
     reason: str = "expiring"
 
 
+class TokenDeferred(Event, frozen=True, kw_only=True, tag="token.deferred"):
+    """The token-keeper will issue a token for an account, but not before ``not_before_ms``
+    (Unix ms): the app key's issuance window is taken (KIS allows one issuance a minute).
+    Waiting callers whose deadline comes first can give up at once instead of waiting in vain.
+    """
+
+    provider: str
+    account: str
+    not_before_ms: int
+    reason: str = "issue_window"
+    at_ms: int = 0
+
+
 class TokenFailed(Event, frozen=True, kw_only=True, tag="token.failed"):
     """An issuance attempt failed. ``retry_in_ms`` is when the token-keeper tries again
     (``None``: it gave up until asked again)."""
@@ -247,7 +260,9 @@ class BreakerStateChanged(Event, frozen=True, kw_only=True, tag="breaker.state_c
     at_ms: int = 0
 
 
-TokenEvent = TokenRequested | TokenInvalidated | TokenIssued | TokenRefreshed | TokenFailed
+TokenEvent = (
+    TokenRequested | TokenInvalidated | TokenIssued | TokenRefreshed | TokenDeferred | TokenFailed
+)
 """Every event of the token stream."""
 
 RateLimitEvent = RateLimitWaited | RateLimitRejected | UpstreamRateLimitHit
@@ -262,6 +277,7 @@ AnyEvent = (
     | TokenInvalidated
     | TokenIssued
     | TokenRefreshed
+    | TokenDeferred
     | TokenFailed
     | RateLimitWaited
     | RateLimitRejected

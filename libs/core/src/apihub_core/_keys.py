@@ -139,6 +139,11 @@ class Keys:
         """Hash counting failed lock acquisitions per lock key (observability)."""
         return f"{self.namespace}:lock-contention"
 
+    def group_progress(self, stream: str, group: str) -> str:
+        """The newest entry id ever delivered to consumer group ``group`` of ``stream``: where
+        the group is recreated if it vanishes, so nothing delivered is delivered again."""
+        return f"{self.namespace}:group-progress:{group}:{stream}"
+
     def order_sent(self, request_id: str) -> str:
         """Marker set just before an order leaves for the broker; its presence forbids a resend."""
         return f"{self.namespace}:order-sent:{request_id}"

@@ -11,6 +11,7 @@ from typing import Any, Self
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import HubClient, Response
+from ._connections import DEFAULT_MAX_CONNECTIONS
 from ._providers import Priority, Provider
 
 
@@ -21,9 +22,16 @@ class SyncHubClient:
     calling thread only.
     """
 
-    def __init__(self, url: str, *, namespace: str = "apihub") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "apihub",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self._url = url
         self._namespace = namespace
+        self._max_connections = max_connections
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
         self._client: HubClient | None = None
@@ -31,7 +39,9 @@ class SyncHubClient:
     def __enter__(self) -> Self:
         portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
         self._portal = self._stack.enter_context(portal_cm)
-        client = HubClient.from_url(self._url, namespace=self._namespace)
+        client = HubClient.from_url(
+            self._url, namespace=self._namespace, max_connections=self._max_connections
+        )
         try:
             self._client = self._stack.enter_context(
                 self._portal.wrap_async_context_manager(client)

@@ -7,10 +7,23 @@ the shared token reader. A service is a thin composition root over these (see
 """
 
 from ._commit import Append, Committer
-from ._consumer import Delivery, StreamConsumer, consumer_name, ensure_group
+from ._consumer import (
+    Delivery,
+    DeliveryReleased,
+    DrainReport,
+    StreamConsumer,
+    consumer_name,
+    ensure_group,
+)
 from ._dead_letter import dead_letter_event
 from ._fenced_lock import FencedLock, Lease
-from ._lifecycle import configure_logging, stop_on_signal
+from ._lifecycle import (
+    Service,
+    StopSignals,
+    configure_logging,
+    run_process,
+    serve,
+)
 from ._secret import Secret
 from ._settings import (
     AccountConfig,
@@ -36,13 +49,17 @@ __all__ = [
     "BreakerSettings",
     "Committer",
     "Delivery",
+    "DeliveryReleased",
     "DispatcherSettings",
+    "DrainReport",
     "FencedLock",
     "Lease",
     "RateLimiterSettings",
     "Secret",
+    "Service",
     "Settings",
     "SharedTokenSource",
+    "StopSignals",
     "StoredToken",
     "StreamConsumer",
     "TokenKeeperSettings",
@@ -57,5 +74,6 @@ __all__ = [
     "ensure_group",
     "load_settings",
     "load_token_key",
-    "stop_on_signal",
+    "run_process",
+    "serve",
 ]

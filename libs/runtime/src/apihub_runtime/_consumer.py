@@ -1,12 +1,26 @@
-"""A Redis Streams consumer-group loop with bounded concurrency, reclaim and graceful drain.
+"""A Redis Streams consumer-group loop with bounded concurrency, reclaim and a graceful drain.
 
-The drain policy, in one screen: :meth:`StreamConsumer.stop` stops reading (new and reclaimed
-entries) → in-flight handlers get ``shutdown_grace_s`` to finish → whatever is still running is
-cancelled and stays pending, to be reclaimed by another consumer with ``XAUTOCLAIM``.
+The drain policy, in one screen. :meth:`StreamConsumer.stop`:
+
+1. stops reading (new and reclaimed entries);
+2. releases at once every handler that is only *waiting* — not started yet, or inside
+   :meth:`Delivery.releasable` (the dispatcher waits for a token, a permit or the breaker
+   there): its entry stays pending, nothing was done for it;
+3. gives the others (a call already at the broker) ``shutdown_grace_s`` to finish;
+4. cancels what is still running after the grace (its entry stays pending too);
+5. hands every entry it left pending back to the group with an idle time past
+   ``reclaim_idle_ms``, so the next consumer's first reclaim pass takes it without waiting.
 
 A handler owns the acknowledgement of its entry (so it can ``XACK`` atomically with the events it
 writes). A handler that raises leaves its entry pending; after ``max_deliveries`` deliveries the
 entry is handed to ``on_poison`` (normally: dead-letter it) instead of the handler.
+
+Group bookkeeping: the highest entry id ever delivered to the group is kept in ``progress_key``
+(updated in the same pipeline as the next read, so it never trails a delivery for longer than
+one round trip). When the group vanishes (``NOGROUP``: ``XGROUP DESTROY``, a failover to a
+replica without it), it is recreated *after* that id instead of from the beginning, so entries
+already delivered are not delivered again. Consumers idle longer than ``reclaim_idle_ms`` with
+nothing pending (dead or restarted processes) are removed from the group.
 """
 
 from __future__ import annotations
@@ -15,9 +29,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
 
 import anyio
 import redis.asyncio as aioredis
@@ -28,13 +43,96 @@ from apihub_core import StreamBatches
 
 log = logging.getLogger("apihub.consumer")
 
-_MAX_RECLAIM_ROUNDS = 100
+_MAX_RECLAIM_ROUNDS: Final = 100
 """XAUTOCLAIM calls per reclaim pass, so one pass over a huge pending list stays bounded."""
 
-_MAX_PENDING_SCAN = 1000
+_MAX_PENDING_SCAN: Final = 1000
+
+_HAND_BACK_TIMEOUT_S: Final = 2.0
+"""Bound of handing released entries back at the end of a drain (best effort)."""
+
+# Stream ids compare as (ms, seq) pairs, not as strings.
+_ID_LUA: Final = """
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function newer(a, b)
+  if not b then return true end
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am > bm or (am == bm and as > bs)
+end
+"""
+
+_ADVANCE_LUA: Final = (
+    _ID_LUA
+    + """
+if newer(ARGV[1], redis.call('GET', KEYS[1])) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
+)
+"""Raise the group's delivered-id watermark (KEYS[1]) to ARGV[1] if that is newer."""
+
+_ENSURE_LUA: Final = (
+    _ID_LUA
+    + """
+-- KEYS[1] = stream, KEYS[2] = watermark (or the stream key again when there is none)
+-- ARGV[1] = group, ARGV[2] = the newest id this consumer saw delivered ('' = none)
+local start = '0'
+if KEYS[2] ~= KEYS[1] then
+  local mark = redis.call('GET', KEYS[2])
+  if ARGV[2] ~= '' and newer(ARGV[2], mark) then
+    redis.call('SET', KEYS[2], ARGV[2])
+    mark = ARGV[2]
+  end
+  if mark then start = mark end
+end
+local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM')
+if type(created) == 'table' and created.err then
+  if string.find(created.err, 'BUSYGROUP', 1, true) then return {0, start} end
+  return redis.error_reply(created.err)
+end
+return {1, start}
+"""
+)
+"""Create the group after the watermark unless it exists; returns {created, start id}."""
+
+_FORGET_DEAD_LUA: Final = """
+-- KEYS[1] = stream; ARGV[1] = group, ARGV[2] = this consumer, ARGV[3] = idle threshold ms
+local removed = {}
+for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
+  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+      and tonumber(info['idle']) > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(removed, info['name'])
+  end
+end
+return removed
+"""
+"""Remove consumers with nothing pending that have been idle past the threshold, atomically
+(checked and deleted in one step, so no entry pending on a consumer is ever dropped)."""
 
 
-@dataclass(frozen=True, slots=True)
+class DeliveryReleased(Exception):
+    """A drain released this delivery while its handler was only waiting: nothing was done for
+    it, and its entry stays pending for the next consumer. Let it propagate."""
+
+
+@dataclass(eq=False)
+class _Task:
+    """The consumer's view of one running handler."""
+
+    delivery: Delivery
+    draining: Callable[[], bool]
+    waiting: anyio.CancelScope | None = None
+
+
+@dataclass(eq=False)
 class Delivery:
     """One stream entry handed to a handler. ``fields`` is empty for an entry deleted meanwhile."""
 
@@ -43,11 +141,33 @@ class Delivery:
     fields: dict[bytes, bytes]
     deliveries: int = 1
     reclaimed: bool = False
+    _task: _Task | None = field(default=None, repr=False)
 
     @property
     def id_text(self) -> str:
         """The entry id as text (``1700000000000-0``)."""
         return self.entry_id.decode()
+
+    @contextmanager
+    def releasable(self) -> Iterator[None]:
+        """Mark a stretch of the handler that only waits (for a token, a permit, a retry):
+        a drain may cancel it, and :class:`DeliveryReleased` then leaves the entry pending for
+        the next consumer. Entered during a drain, it raises at once. Outside such a stretch a
+        handler is seen through (within the grace)."""
+        task = self._task
+        if task is None:  # not delivered by a consumer (a unit test, a replay tool)
+            yield
+            return
+        if task.draining():
+            raise DeliveryReleased(self.id_text)
+        with anyio.CancelScope() as scope:
+            task.waiting = scope
+            try:
+                yield
+            finally:
+                task.waiting = None
+        if scope.cancelled_caught:
+            raise DeliveryReleased(self.id_text)
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -58,13 +178,39 @@ def consumer_name(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
-    """Create ``group`` on ``stream`` (and the stream) reading from the beginning, if missing."""
-    try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+async def ensure_group(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    *,
+    progress_key: str | None = None,
+    seen: bytes | None = None,
+) -> bool:
+    """Create ``group`` on ``stream`` (and the stream) if missing; returns whether it was created.
+
+    A new group starts after the watermark in ``progress_key`` (the newest id ever delivered to
+    it, raised to ``seen`` first), or from the beginning when there is none: entries appended
+    before the first consumer ran are read, entries already delivered are not.
+    """
+    script = redis.register_script(_ENSURE_LUA)
+    reply = await script(
+        keys=[stream, progress_key or stream], args=[group, (seen or b"").decode()]
+    )
+    created, start = int(reply[0]), reply[1]
+    if created:
+        start_text = start.decode() if isinstance(start, bytes) else str(start)
+        log.info("created group %s on %s after %s", group, stream, start_text)
+    return bool(created)
+
+
+@dataclass
+class DrainReport:
+    """How the last drain went: what finished, what was released, what had to be cancelled."""
+
+    finished: int = 0
+    released: int = 0
+    cancelled: int = 0
+    handed_back: int = 0
 
 
 class StreamConsumer:
@@ -86,6 +232,7 @@ class StreamConsumer:
         reclaim_interval_s: float = 5.0,
         max_deliveries: int = 5,
         shutdown_grace_s: float = 8.0,
+        progress_key: str | None = None,
     ) -> None:
         self._redis = redis
         self.stream = stream
@@ -101,24 +248,49 @@ class StreamConsumer:
         self._reclaim_interval_s = reclaim_interval_s
         self._max_deliveries = max_deliveries
         self._grace_s = shutdown_grace_s
-        self._in_flight = 0
-        self._active: set[bytes] = set()
+        self._progress_key = progress_key
+        self._advance = redis.register_script(_ADVANCE_LUA)
+        self._forget_dead = redis.register_script(_FORGET_DEAD_LUA)
+        self._tasks: dict[bytes, _Task] = {}
         self._drained = anyio.Event()
         self._stopping = anyio.Event()
+        self._last_delivered: bytes | None = None
+        self._unrecorded = False
+        self._left_pending: list[bytes] = []
         self.handled = 0
+        self.drain = DrainReport()
 
     @property
     def in_flight(self) -> int:
         """Entries being handled right now."""
-        return self._in_flight
+        return len(self._tasks)
+
+    @property
+    def draining(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
 
     def stop(self) -> None:
-        """Stop reading; :meth:`run` returns once in-flight work is done or the grace ran out."""
+        """Stop reading and drain (see the module docstring); :meth:`run` returns once done."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        released = 0
+        for task in self._tasks.values():
+            if task.waiting is not None:
+                task.waiting.cancel()
+                released += 1
+        log.info(
+            "%s: draining: %d in flight (%d only waiting, released now; the rest get %.1f s)",
+            self.consumer,
+            len(self._tasks),
+            released,
+            self._grace_s,
+        )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Consume until :meth:`stop`; signals readiness once the group exists."""
-        await ensure_group(self._redis, self.stream, self.group)
+        await ensure_group(self._redis, self.stream, self.group, progress_key=self._progress_key)
         async with anyio.create_task_group() as work:
             async with anyio.create_task_group() as loops:
                 loops.start_soon(self._read_loop, work)
@@ -127,39 +299,54 @@ class StreamConsumer:
                 await self._stopping.wait()
                 loops.cancel_scope.cancel()
             with anyio.move_on_after(self._grace_s):
-                while self._in_flight:
+                while self._tasks:
                     await self._drained.wait()
-            if self._in_flight:
+            still = len(self._tasks)
+            if still:
                 log.warning(
-                    "%s: %d handlers still running after %.1fs; cancelling (entries stay pending)",
+                    "%s: %d handlers still running after the %.1f s grace: cancelling them "
+                    "(their entries stay pending)",
                     self.consumer,
-                    self._in_flight,
+                    still,
                     self._grace_s,
                 )
             work.cancel_scope.cancel()
+        await self._hand_back()
+        report = self.drain
+        log.info(
+            "%s: drained: %d finished, %d released, %d cancelled; %d entries left pending for "
+            "the next consumer",
+            self.consumer,
+            report.finished,
+            report.released,
+            report.cancelled,
+            report.handed_back,
+        )
+
+    # -- reading ---------------------------------------------------------------------------
 
     async def _read_loop(self, work: TaskGroup) -> None:
         backoff = 0.05
         while True:
+            if self._unrecorded and self._in_use() >= self._concurrency:
+                # No read is coming soon to carry the watermark: record it now.
+                await self._record_progress()
             await self._wait_for_capacity()
-            available = max(1, self._concurrency - self._in_flight)
+            available = max(1, self._concurrency - self._in_use())
             try:
-                batches = cast(
-                    StreamBatches,
-                    await self._redis.xreadgroup(
-                        self.group,
-                        self.consumer,
-                        {self.stream: ">"},
-                        count=min(self._read_count, available),
-                        block=self._block_ms,
-                    ),
-                )
+                batches = await self._read(min(self._read_count, available))
                 backoff = 0.05
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("%s: group %s vanished; recreating it", self.consumer, self.group)
-                await ensure_group(self._redis, self.stream, self.group)
+                await ensure_group(
+                    self._redis,
+                    self.stream,
+                    self.group,
+                    progress_key=self._progress_key,
+                    seen=self._last_delivered,
+                )
                 continue
             except (RedisError, OSError) as exc:
                 log.warning("%s: read failed (%s); retrying", self.consumer, type(exc).__name__)
@@ -168,20 +355,72 @@ class StreamConsumer:
                 continue
             for _stream, entries in batches or ():
                 for entry_id, fields in entries:
+                    self._note_delivered(entry_id)
                     self._spawn(work, Delivery(self.stream, entry_id, fields or {}))
+
+    async def _read(self, count: int) -> StreamBatches:
+        if not self._unrecorded or self._progress_key is None:
+            return cast(
+                StreamBatches,
+                await self._redis.xreadgroup(
+                    self.group,
+                    self.consumer,
+                    {self.stream: ">"},
+                    count=count,
+                    block=self._block_ms,
+                ),
+            )
+        # The watermark of the last batch travels with the next read: no extra round trip.
+        mark = self._last_delivered
+        assert mark is not None  # noqa: S101 - unrecorded means something was delivered
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._advance(keys=[self._progress_key], args=[mark], client=pipe)
+            pipe.xreadgroup(
+                self.group, self.consumer, {self.stream: ">"}, count=count, block=self._block_ms
+            )
+            _, batches = await pipe.execute()
+        if mark == self._last_delivered:
+            self._unrecorded = False
+        return cast(StreamBatches, batches)
+
+    async def _record_progress(self) -> None:
+        if self._progress_key is None or self._last_delivered is None:
+            self._unrecorded = False
+            return
+        mark = self._last_delivered
+        try:
+            await self._advance(keys=[self._progress_key], args=[mark])
+        except (RedisError, OSError) as exc:
+            log.warning("%s: watermark not recorded (%s)", self.consumer, type(exc).__name__)
+            return
+        if mark == self._last_delivered:
+            self._unrecorded = False
+
+    def _note_delivered(self, entry_id: bytes) -> None:
+        if self._last_delivered is None or _id_key(entry_id) > _id_key(self._last_delivered):
+            self._last_delivered = entry_id
+            self._unrecorded = self._progress_key is not None
+
+    def _in_use(self) -> int:
+        return len(self._tasks)
 
     async def _wait_for_capacity(self) -> None:
         async with self._slots:
             pass
 
+    # -- reclaiming ------------------------------------------------------------------------
+
     async def _reclaim_loop(self, work: TaskGroup) -> None:
+        # A first pass at once: a restarted consumer takes over what its predecessor handed
+        # back (or left behind) without waiting a whole interval.
         while True:
-            await anyio.sleep(self._reclaim_interval_s)
             try:
                 await self.renew_leases()
                 await self.reclaim_once(work)
+                await self.forget_dead_consumers()
             except (RedisError, OSError) as exc:
                 log.warning("%s: reclaim failed (%s)", self.consumer, type(exc).__name__)
+            await anyio.sleep(self._reclaim_interval_s)
 
     async def renew_leases(self) -> int:
         """Reset the idle time of entries this consumer is still working on.
@@ -191,14 +430,14 @@ class StreamConsumer:
         count alone, and the minimum idle keeps an entry another consumer just took from being
         taken back at once.
         """
-        if not self._active:
+        if not self._tasks:
             return 0
         renewed = await self._redis.xclaim(
             self.stream,
             self.group,
             self.consumer,
             min_idle_time=min(int(self._reclaim_interval_s * 500), self._reclaim_idle_ms // 3),
-            message_ids=list(self._active),
+            message_ids=list(self._tasks),
             justid=True,
         )
         return len(renewed)
@@ -222,12 +461,9 @@ class StreamConsumer:
             live = [(entry_id, fields) for entry_id, fields in entries if entry_id is not None]
             if len(live) < len(entries):
                 claimed += await self._release_deleted(work)
-            fresh = [
-                (entry_id, fields) for entry_id, fields in live if entry_id not in self._active
-            ]
+            fresh = [(entry_id, fields) for entry_id, fields in live if entry_id not in self._tasks]
             counts = await self._delivery_counts([entry_id for entry_id, _ in fresh])
             for entry_id, fields in fresh:
-                claimed += 1
                 delivery = Delivery(
                     self.stream,
                     entry_id,
@@ -235,17 +471,31 @@ class StreamConsumer:
                     deliveries=counts.get(entry_id, 1),
                     reclaimed=True,
                 )
+                # Another pass may have taken it while this one awaited the counts.
+                if not self._spawn(work, delivery):
+                    continue
+                claimed += 1
                 log.info(
                     "%s: reclaimed %s (delivery %d)",
                     self.consumer,
                     delivery.id_text,
                     delivery.deliveries,
                 )
-                self._spawn(work, delivery)
             if next_start in (b"0-0", "0-0"):
                 break
             start = next_start
         return claimed
+
+    async def forget_dead_consumers(self) -> list[str]:
+        """Remove other consumers idle past ``reclaim_idle_ms`` with nothing pending; their
+        names. Their entries were reclaimed first, so nothing is lost with them."""
+        removed = await self._forget_dead(
+            keys=[self.stream], args=[self.group, self.consumer, self._reclaim_idle_ms]
+        )
+        names = [name.decode() if isinstance(name, bytes) else str(name) for name in removed]
+        if names:
+            log.info("%s: removed idle consumers %s", self.consumer, ", ".join(names))
+        return names
 
     async def _release_deleted(self, work: TaskGroup) -> int:
         # Redis 6.2 only: find this consumer's pending ids whose entry no longer exists and hand
@@ -259,7 +509,7 @@ class StreamConsumer:
             consumername=self.consumer,
         )
         ids = cast(list[bytes], [row["message_id"] for row in rows])
-        candidates = [entry_id for entry_id in ids if entry_id not in self._active]
+        candidates = [entry_id for entry_id in ids if entry_id not in self._tasks]
         if not candidates:
             return 0
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -268,9 +518,10 @@ class StreamConsumer:
             found = await pipe.execute()
         released = 0
         for entry_id, existing in zip(candidates, found, strict=True):
-            if not existing:
+            if not existing and self._spawn(
+                work, Delivery(self.stream, entry_id, {}, reclaimed=True)
+            ):
                 released += 1
-                self._spawn(work, Delivery(self.stream, entry_id, {}, reclaimed=True))
         return released
 
     async def _delivery_counts(self, entry_ids: list[bytes]) -> dict[bytes, int]:
@@ -286,26 +537,92 @@ class StreamConsumer:
                 counts[entry_id] = int(rows[0]["times_delivered"])
         return counts
 
-    def _spawn(self, work: TaskGroup, delivery: Delivery) -> None:
-        self._active.add(delivery.entry_id)
-        self._in_flight += 1
-        self._drained = anyio.Event() if self._drained.is_set() else self._drained
-        work.start_soon(self._run_one, delivery)
+    # -- running handlers ------------------------------------------------------------------
 
-    async def _run_one(self, delivery: Delivery) -> None:
+    def _spawn(self, work: TaskGroup, delivery: Delivery) -> bool:
+        """Start a handler for ``delivery`` unless one is already running for that entry."""
+        if delivery.entry_id in self._tasks:
+            return False
+        task = _Task(delivery, lambda: self._stopping.is_set())
+        delivery._task = task
+        self._tasks[delivery.entry_id] = task
+        self._drained = anyio.Event() if self._drained.is_set() else self._drained
+        work.start_soon(self._run_one, task)
+        return True
+
+    async def _run_one(self, task: _Task) -> None:
+        delivery = task.delivery
+        outcome = "cancelled"
         try:
-            async with self._slots:
+            # Waiting for a slot is waiting too: a drain releases it.
+            with delivery.releasable():
+                await self._slots.acquire()
+            try:
                 if delivery.deliveries > self._max_deliveries or not delivery.fields:
                     await self._on_poison(delivery)
                 else:
                     await self._handler(delivery)
-                self.handled += 1
+            finally:
+                self._slots.release()
+            self.handled += 1
+            outcome = "finished"
+        except DeliveryReleased:
+            outcome = "released"
         except Exception:
             # The entry stays pending; the reclaim loop retries it and, after max_deliveries,
             # dead-letters it. One bad entry never stops the consumer.
+            outcome = "failed"
             log.exception("%s: handler failed on %s", self.consumer, delivery.id_text)
         finally:
-            self._active.discard(delivery.entry_id)
-            self._in_flight -= 1
-            if self._in_flight == 0:
+            del self._tasks[delivery.entry_id]
+            if self._stopping.is_set():
+                self._count_drained(delivery, outcome)
+            if not self._tasks:
                 self._drained.set()
+
+    def _count_drained(self, delivery: Delivery, outcome: str) -> None:
+        report = self.drain
+        if outcome == "finished":
+            report.finished += 1
+            return
+        if outcome == "released":
+            report.released += 1
+        elif outcome == "cancelled":
+            report.cancelled += 1
+        self._left_pending.append(delivery.entry_id)
+
+    async def _hand_back(self) -> None:
+        """Give the entries this drain left pending an idle time past ``reclaim_idle_ms``, so
+        the next consumer's first reclaim pass takes them at once (best effort: otherwise they
+        are reclaimed after ``reclaim_idle_ms`` as usual)."""
+        ids: list[Any] = self._left_pending
+        self._left_pending = []
+        if not ids:
+            return
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(_HAND_BACK_TIMEOUT_S):
+                claimed = await self._redis.xclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=0,
+                    message_ids=ids,
+                    idle=self._reclaim_idle_ms + 1,
+                    justid=True,
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning(
+                "%s: %d entries not handed back (%s); they are reclaimed after %d ms",
+                self.consumer,
+                len(ids),
+                type(exc).__name__,
+                self._reclaim_idle_ms,
+            )
+            self.drain.handed_back += len(ids)
+            return
+        self.drain.handed_back += len(claimed)
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)

@@ -126,6 +126,11 @@ class AccountConfig:
         return self.base_url
 
 
+SERVICE_CONNECTIONS = 8
+"""Connections a service holds besides its request handlers: the consumer's blocking read and
+reclaim pass, the token watcher, event flushers."""
+
+
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
     """Tuning of the dispatcher consumer group (``[dispatcher]`` in ``apihub.toml``)."""
@@ -144,6 +149,18 @@ class DispatcherSettings:
     non_idempotent_trs: tuple[str, ...] = ()
     """TR ids treated like orders (sent at most once, never retried after they may have left)
     on top of the catalog's order TRs."""
+    max_request_s: float = 300.0
+    """The longest a request may take in the dispatcher: its deadline when it has none (and a
+    cap on any deadline), so every wait inside is bounded."""
+    redis_max_connections: int = 0
+    """Connections to the hub's Redis (and to the gatekeeper's). 0 sizes the pool from
+    ``concurrency``: every request in flight holds at most one at a time, plus the service's
+    own readers. When all are busy a command waits for one (within the request's deadline)
+    instead of failing."""
+
+    def pool_size(self) -> int:
+        """The Redis pool size this tuning asks for (``redis_max_connections`` or derived)."""
+        return self.redis_max_connections or self.concurrency + SERVICE_CONNECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +212,13 @@ class BreakerSettings:
 
 @dataclass(frozen=True, slots=True)
 class TokenKeeperSettings:
-    """Tuning of the token-keeper (``[token_keeper]`` in ``apihub.toml``) and of how long a
-    dispatcher waits for it (``token_wait_s``)."""
+    """Tuning of the token-keeper (``[token_keeper]`` in ``apihub.toml``) and of how services
+    wait for it.
+
+    ``token_wait_s`` is how long a service waits for *any* answer of the keeper to a token
+    request (an issuance, a deferral, a failure) before concluding it is not running; once the
+    keeper has answered, a caller waits for the token as long as its own deadline allows.
+    """
 
     refresh_before_s: float = 300.0
     max_retries: int = 3
@@ -209,6 +231,8 @@ class TokenKeeperSettings:
     eager: bool = False
     group: str = TOKEN_KEEPER_GROUP
     block_ms: int = 500
+    redis_max_connections: int = 32
+    """Connections of the keeper's Redis pool (its jobs run one per account at a time)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,18 @@ token-keeper and a dispatcher) in one process, drained on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 
 import anyio
 from anyio.abc import TaskStatus
 
 from apihub_broker_sim import SimConfig, SimServer
-from apihub_dispatcher import open_dispatcher
+from apihub_dispatcher import Dispatcher, open_dispatcher
 from apihub_embedded import EmbeddedRedis
-from apihub_runtime import Settings, stop_on_signal
-from apihub_token_keeper import open_token_keeper
+from apihub_runtime import Settings, serve
+from apihub_token_keeper import TokenKeeper, open_token_keeper
 
 log = logging.getLogger("apihub.up")
 
@@ -28,15 +28,46 @@ def needs_simulator(settings: Settings) -> bool:
     return any(acc.demo and not acc.base_url for acc in settings.accounts.values())
 
 
-async def run_hub(
+class Hub:
+    """Every service of ``apihub up`` as one :class:`~apihub_runtime.Service`.
+
+    The dispatcher drains first; the token-keeper stops only after it, because requests still
+    in flight may need a token.
+    """
+
+    def __init__(self, settings: Settings, keeper: TokenKeeper, dispatcher: Dispatcher) -> None:
+        self.settings = settings
+        self._keeper = keeper
+        self._dispatcher = dispatcher
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the keeper and the dispatcher until :meth:`stop` and both have drained."""
+        async with anyio.create_task_group() as services:
+            await services.start(self._keeper.run)
+            await services.start(self._dispatch)
+            task_status.started()
+
+    async def _dispatch(self, *, task_status: TaskStatus[None]) -> None:
+        try:
+            await self._dispatcher.run(task_status=task_status)
+        finally:
+            self._keeper.stop()
+
+    def stop(self) -> None:
+        """Drain the dispatcher (then the keeper)."""
+        self._dispatcher.stop()
+
+
+@asynccontextmanager
+async def open_hub(
     settings: Settings,
     *,
     sim_port: int = 0,
     force_sim: bool = False,
     announce: Callable[[str], None] = print,
-    ready: Callable[[Settings], None] | None = None,
-) -> None:
-    """Start everything, announce ``ready``, run until a stop signal, then drain and return."""
+) -> AsyncIterator[Hub]:
+    """Start Redis (embedded unless ``settings.redis_url``), the simulator when an account
+    needs it, and the services; everything started is stopped on exit."""
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,29 +89,37 @@ async def run_hub(
             )
             keeper = await stack.enter_async_context(open_token_keeper(settings))
             dispatcher = await stack.enter_async_context(open_dispatcher(settings))
-
-            async def dispatch(*, task_status: TaskStatus[None]) -> None:
-                # The keeper outlives the dispatcher's drain: in-flight requests may still
-                # need a token.
-                try:
-                    await dispatcher.run(task_status=task_status)
-                finally:
-                    keeper.stop()
-
-            async with anyio.create_task_group() as signals:
-                signals.start_soon(stop_on_signal, dispatcher.stop)
-                # The inner group ends when every service has drained after stop().
-                async with anyio.create_task_group() as services:
-                    await services.start(keeper.run)
-                    await services.start(dispatch)
-                    announce(
-                        f"apihub ready: redis={settings.redis_url} "
-                        f"namespace={settings.namespace} (Ctrl-C to stop)"
-                    )
-                    if ready is not None:
-                        ready(settings)
-                signals.cancel_scope.cancel()
-        announce("apihub stopped: in-flight requests finished")
+            yield Hub(settings, keeper, dispatcher)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+async def run_hub(
+    settings: Settings,
+    *,
+    sim_port: int = 0,
+    force_sim: bool = False,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """Start everything, announce ``ready``, run until a stop signal, drain; the exit status."""
+    opened: list[Hub] = []
+
+    @asynccontextmanager
+    async def hub() -> AsyncIterator[Hub]:
+        async with open_hub(
+            settings, sim_port=sim_port, force_sim=force_sim, announce=announce
+        ) as running:
+            opened.append(running)
+            yield running
+
+    def ready() -> None:
+        resolved = opened[0].settings
+        announce(
+            f"apihub ready: redis={resolved.redis_url} namespace={resolved.namespace} "
+            "(Ctrl-C to stop)"
+        )
+
+    status = await serve(hub(), name="apihub", on_ready=ready)
+    announce("apihub stopped" + (" (forced)" if status else ": in-flight requests finished"))
+    return status

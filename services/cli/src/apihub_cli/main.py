@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -14,16 +15,19 @@ import typer
 from rich.console import Console
 
 from apihub_core import PRIORITIES, ConfigurationError, HubClient, HubError
-from apihub_embedded import RedisServerNotFound, discover_redis_url
+from apihub_embedded import EmbeddedRedisError, RedisServerNotFound, discover_redis_url
 from apihub_runtime import (
+    Service,
     Settings,
     configure_logging,
     configure_tracing,
     load_settings,
-    stop_on_signal,
+    run_process,
+    serve,
 )
 
 from ._hub import run_hub
+from ._idle import Idle
 
 app = typer.Typer(
     name="apihub",
@@ -88,11 +92,13 @@ def up(
                 "stop it first, or set REDIS_URL to add services to it"
             )
     try:
-        anyio.run(lambda: run_hub(settings, sim_port=sim_port, force_sim=sim, announce=_say))
-    except RedisServerNotFound as exc:
+        status = run_process(
+            lambda: run_hub(settings, sim_port=sim_port, force_sim=sim, announce=_say),
+            name="apihub",
+        )
+    except (RedisServerNotFound, EmbeddedRedisError) as exc:
         _fail(str(exc))
-    except ConfigurationError as exc:
-        _fail(str(exc), code=2)
+    raise typer.Exit(status)
 
 
 def _say(line: str) -> None:
@@ -182,7 +188,7 @@ def sim_command(
 ) -> None:
     """Run the KIS + Kiwoom broker simulator alone (Ctrl-C to stop)."""
     configure_logging(log_level)
-    from apihub_broker_sim import SimConfig, run_simulator
+    from apihub_broker_sim import SimConfig, SimServer
 
     try:
         conditions = tuple(json.loads(text) for text in condition or ())
@@ -195,14 +201,14 @@ def sim_command(
     except ValueError as exc:
         _fail(f"bad simulator option: {exc}", code=2)
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            url = await tg.start(run_simulator, config, host, port)
-            _say(f"broker simulator ready at {url} (KIS and Kiwoom paths; Ctrl-C to stop)")
-            await stop_on_signal(tg.cancel_scope.cancel)
+    @asynccontextmanager
+    async def simulator() -> AsyncIterator[Service]:
+        async with SimServer(config, host=host, port=port) as server:
+            _say(f"broker simulator ready at {server.url} (KIS and Kiwoom paths; Ctrl-C to stop)")
+            yield Idle()
         _say("broker simulator stopped")
 
-    anyio.run(run)
+    raise typer.Exit(run_process(lambda: serve(simulator(), name="apihub sim"), name="apihub sim"))
 
 
 def _service_settings(config: Path | None) -> Settings:
@@ -215,11 +221,8 @@ def _service_settings(config: Path | None) -> Settings:
     return settings
 
 
-def _serve(serve: Callable[[Settings], Awaitable[None]], settings: Settings) -> None:
-    try:
-        anyio.run(serve, settings)
-    except ConfigurationError as exc:
-        _fail(str(exc), code=2)
+def _serve(run: Callable[[Settings], Awaitable[int]], settings: Settings, name: str) -> None:
+    raise typer.Exit(run_process(lambda: run(settings), name=name))
 
 
 @app.command()
@@ -230,9 +233,9 @@ def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> Non
     """
     configure_logging(log_level)
     configure_tracing("apihub-dispatcher")
-    from apihub_dispatcher import serve
+    from apihub_dispatcher import run_dispatcher
 
-    _serve(serve, _service_settings(config))
+    _serve(run_dispatcher, _service_settings(config), "apihub dispatcher")
 
 
 @app.command("token-keeper")
@@ -240,9 +243,9 @@ def token_keeper(config: ConfigOption = None, log_level: LogLevel = "INFO") -> N
     """Run the token-keeper (one token per app key for the whole fleet) until SIGINT/SIGTERM."""
     configure_logging(log_level)
     configure_tracing("apihub-token-keeper")
-    from apihub_token_keeper import serve
+    from apihub_token_keeper import run_token_keeper
 
-    _serve(serve, _service_settings(config))
+    _serve(run_token_keeper, _service_settings(config), "apihub token-keeper")
 
 
 def main() -> None:  # pragma: no cover - console-script shim

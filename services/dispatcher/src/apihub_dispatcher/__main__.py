@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import anyio
+import sys
 
-from apihub_runtime import configure_logging, configure_tracing, load_settings
+from apihub_runtime import configure_logging, configure_tracing, load_settings, run_process
 
-from ._service import serve
+from ._service import run_dispatcher
 
 
 def main() -> None:
-    """Entry point: settings from the environment, run until a stop signal."""
+    """Entry point: settings from the environment, run until a stop signal, drain, exit."""
     configure_logging()
     configure_tracing("apihub-dispatcher")
-    anyio.run(serve, load_settings())
+    sys.exit(run_process(lambda: run_dispatcher(load_settings()), name="apihub-dispatcher"))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import anyio
 import redis.asyncio as aioredis
 
 from apihub_brokers import client_for, make_http_client
-from apihub_core import ConfigurationError, Keys, Provider
+from apihub_core import ConfigurationError, Keys, Provider, redis_client
 from apihub_governance import CircuitBreaker, Gatekeeper
 from apihub_runtime import (
     Settings,
@@ -19,7 +19,7 @@ from apihub_runtime import (
     TokenStore,
     consumer_name,
     load_token_key,
-    stop_on_signal,
+    serve,
 )
 
 from ._dispatcher import Dispatcher
@@ -32,20 +32,27 @@ async def open_dispatcher(
     redis: aioredis.Redis | None = None,
     consumer: str | None = None,
 ) -> AsyncIterator[Dispatcher]:
-    """A ready-to-run :class:`Dispatcher` and everything it owns, closed on exit."""
+    """A ready-to-run :class:`Dispatcher` and everything it owns, closed on exit.
+
+    ``redis`` is borrowed when given (and left open); otherwise a pool sized from the
+    dispatcher's concurrency is opened on ``settings.redis_url`` (and one on the gatekeeper's
+    Redis when that is another server).
+    """
     async with AsyncExitStack() as stack:
+        tuning = settings.dispatcher
         if redis is None:
             if not settings.redis_url:
                 raise ConfigurationError(
                     "the dispatcher needs REDIS_URL (or run everything with `apihub up`)"
                 )
-            redis = aioredis.from_url(settings.redis_url)
+            redis = redis_client(settings.redis_url, max_connections=tuning.pool_size())
             stack.push_async_callback(_shielded_close, redis)
         limiter_redis = redis
         if settings.redis_url_gatekeeper and settings.redis_url_gatekeeper != settings.redis_url:
-            limiter_redis = aioredis.from_url(settings.redis_url_gatekeeper)
+            limiter_redis = redis_client(
+                settings.redis_url_gatekeeper, max_connections=tuning.pool_size()
+            )
             stack.push_async_callback(_shielded_close, limiter_redis)
-        tuning = settings.dispatcher
         http = make_http_client(
             "httpx" if tuning.transport == "httpx" else "aiohttp",
             max_connections=tuning.concurrency,
@@ -85,9 +92,6 @@ async def _shielded_close(resource: _Closable) -> None:
         await resource.aclose()
 
 
-async def serve(settings: Settings) -> None:
-    """Run one dispatcher until SIGINT/SIGTERM, then drain and return."""
-    async with open_dispatcher(settings) as dispatcher, anyio.create_task_group() as tg:
-        tg.start_soon(stop_on_signal, dispatcher.stop)
-        await dispatcher.run()
-        tg.cancel_scope.cancel()
+async def run_dispatcher(settings: Settings) -> int:
+    """Run one dispatcher until SIGINT/SIGTERM, drain it, and return the exit status."""
+    return await serve(open_dispatcher(settings), name="dispatcher")

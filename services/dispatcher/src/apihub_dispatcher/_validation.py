@@ -27,6 +27,9 @@ class ValidRequest:
     provider: Provider
     spec: TrSpec
     account: AccountConfig
+    once: bool = False
+    """Sent to the broker at most once: an order, or a TR the operator declared
+    non-idempotent (``[dispatcher] non_idempotent_trs``)."""
 
 
 def entry_size(fields: Mapping[bytes, bytes]) -> int:
@@ -62,4 +65,5 @@ def validate(request: RequestSubmitted, settings: Settings, keys: Keys) -> Valid
         raise Rejection(
             "unknown_account", f"{provider.value} has no account {request.account!r}"
         ) from None
-    return ValidRequest(request=request, provider=provider, spec=spec, account=account)
+    once = spec.is_order or request.tr_id in settings.dispatcher.non_idempotent_trs
+    return ValidRequest(request=request, provider=provider, spec=spec, account=account, once=once)

@@ -10,7 +10,7 @@ keeper only through the token stream. See ``docs/tokens.md``.
 from ._issuer import Issuer, Result
 from ._keeper import SHUTDOWN_GRACE_S, TokenKeeper
 from ._need import Need, Reason
-from ._service import open_token_keeper, serve
+from ._service import open_token_keeper, run_token_keeper
 from ._window import IssueWindow, WindowBusy
 
 __all__ = [
@@ -23,5 +23,5 @@ __all__ = [
     "TokenKeeper",
     "WindowBusy",
     "open_token_keeper",
-    "serve",
+    "run_token_keeper",
 ]

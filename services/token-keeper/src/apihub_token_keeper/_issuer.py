@@ -34,6 +34,7 @@ from apihub_core import (
     HubError,
     Keys,
     Provider,
+    TokenDeferred,
     TokenFailed,
     TokenIssued,
     TokenRefreshed,
@@ -211,8 +212,19 @@ class Issuer:
         window = self.window(account)
         owner = f"fence-{lease.fence}"
         attempts = self._tuning.max_retries + 1
+
+        async def announce_wait(wait_s: float) -> None:
+            await self._events.append(
+                TokenDeferred(
+                    provider=account.provider.value,
+                    account=account.name,
+                    not_before_ms=now_ms() + int(wait_s * 1000),
+                    at_ms=now_ms(),
+                )
+            )
+
         for attempt in range(1, attempts + 1):
-            await window.reserve(owner)
+            await window.reserve(owner, on_wait=announce_wait)
             try:
                 token = await client.issue_token(account)
             except HubError as exc:

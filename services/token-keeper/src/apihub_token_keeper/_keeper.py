@@ -96,6 +96,7 @@ class TokenKeeper:
             reclaim_interval_s=self._tuning.scan_interval_s,
             max_deliveries=_MAX_DELIVERIES,
             shutdown_grace_s=SHUTDOWN_GRACE_S,
+            progress_key=self.keys.group_progress(self.keys.tokens, self._tuning.group),
         )
         self._locks: dict[tuple[Provider, str], anyio.Lock] = {}
         self._not_before: dict[tuple[Provider, str], float] = {}

@@ -9,8 +9,8 @@ import anyio
 import redis.asyncio as aioredis
 
 from apihub_brokers import client_for, make_http_client
-from apihub_core import ConfigurationError, Provider
-from apihub_runtime import Settings, TokenStore, load_token_key, stop_on_signal
+from apihub_core import ConfigurationError, Provider, redis_client
+from apihub_runtime import Settings, TokenStore, load_token_key, serve
 
 from ._keeper import TokenKeeper
 
@@ -34,7 +34,9 @@ async def open_token_keeper(
             raise ConfigurationError(
                 "the token-keeper needs REDIS_URL (or run everything with `apihub up`)"
             )
-        redis = own_redis = aioredis.from_url(settings.redis_url)
+        redis = own_redis = redis_client(
+            settings.redis_url, max_connections=settings.token_keeper.redis_max_connections
+        )
     http = make_http_client(
         "httpx" if settings.dispatcher.transport == "httpx" else "aiohttp",
         max_connections=8,
@@ -51,9 +53,6 @@ async def open_token_keeper(
                 await own_redis.aclose()
 
 
-async def serve(settings: Settings) -> None:
-    """Run one token-keeper until SIGINT/SIGTERM, then drain and return."""
-    async with open_token_keeper(settings) as keeper, anyio.create_task_group() as tg:
-        tg.start_soon(stop_on_signal, keeper.stop)
-        await keeper.run()
-        tg.cancel_scope.cancel()
+async def run_token_keeper(settings: Settings) -> int:
+    """Run one token-keeper until SIGINT/SIGTERM, drain it, and return the exit status."""
+    return await serve(open_token_keeper(settings), name="token-keeper")

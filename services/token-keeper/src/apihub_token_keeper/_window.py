@@ -14,6 +14,7 @@ after the broker's, whatever the network latency was.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import anyio
@@ -40,9 +41,13 @@ class IssueWindow:
         self.key = key
         self.window_ms = int(window_s * 1000) + MARGIN_MS
 
-    async def reserve(self, owner: str) -> float:
+    async def reserve(
+        self, owner: str, *, on_wait: Callable[[float], Awaitable[None]] | None = None
+    ) -> float:
         """Take the window, waiting for it to expire if it is taken; returns the seconds waited.
 
+        ``on_wait`` is awaited with the seconds to wait each time the window is found taken
+        (the keeper announces the delay, so callers can decide whether to wait for it).
         Bounded: a window lasts ``window_ms``, so waiting longer than two windows means it is
         being re-armed, and :class:`WindowBusy` is raised instead of waiting forever.
         """
@@ -57,6 +62,8 @@ class IssueWindow:
                         pttl / 1000 if pttl >= 0 else (self.window_ms / 1000 if pttl == -1 else 0)
                     )
                     log.info("issuance window %s is taken; waiting %.2f s", self.key, wait_s)
+                    if on_wait is not None and wait_s > 0:
+                        await on_wait(wait_s)
                     await anyio.sleep(max(wait_s, _MIN_POLL_S))
         except TimeoutError:
             raise WindowBusy(f"issuance window {self.key} stayed taken") from None
