@@ -1,4 +1,7 @@
-"""Shared helpers of the gatekeeper tests: gatekeepers on a real Redis, events read back."""
+"""Fixtures of the gatekeeper tests: gatekeepers on a real Redis, and their events read back.
+
+Tests reach the helpers through the ``gatekeepers`` fixture only (nothing here is imported).
+"""
 
 from __future__ import annotations
 
@@ -20,49 +23,45 @@ E = TypeVar("E")
 OFFSETS = {"order": 0.0, "interactive": 500.0, "collector": 1000.0, "backfill": 3000.0}
 
 
-def settings(**overrides: Any) -> RateLimiterSettings:
-    """Test tuning: a small fixed margin (no jitter samples yet), a generous max wait and no
-    pacing (a window's permits may leave at once), so tests see the window rule alone;
-    the pacing tests turn it on."""
-    values: dict[str, Any] = {
-        "initial_margin_ms": 10.0,
-        "min_margin_ms": 1.0,
-        "max_margin_ms": 500.0,
-        "jitter_samples": 50,
-        "penalty_ms": 100.0,
-        "penalty_decay_s": 30.0,
-        "priority_offsets_ms": dict(OFFSETS),
-        "max_wait_s": 30.0,
-        "pacing": 0.0,
-    }
-    values.update(overrides)
-    return RateLimiterSettings(**values)
-
-
-def bucket(name: str = "KIS:main", *windows: Window) -> Bucket:
-    """A KIS bucket with ``windows`` (default: 2 per 200 ms)."""
-    return Bucket(name, "KIS", "main", windows or (Window(2, 200),))
-
-
-def closed_port() -> int:
-    """A local TCP port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Harness:
+class GatekeeperHarness:
     """What a gatekeeper test needs: gatekeepers on this test's namespace, each with its own
     Redis clients (as separate processes), and the namespace's keys and events."""
-
-    settings = staticmethod(settings)
-    bucket = staticmethod(bucket)
-    closed_port = staticmethod(closed_port)
 
     def __init__(self, redis_url: str, aredis: aioredis.Redis, namespace: str) -> None:
         self.redis_url = redis_url
         self.redis = aredis
         self.keys = Keys(namespace)
+
+    @staticmethod
+    def settings(**overrides: Any) -> RateLimiterSettings:
+        """Test tuning: a small fixed margin (no jitter samples yet), a generous max wait and no
+        pacing (a window's permits may leave at once), so tests see the window rule alone;
+        the pacing tests turn it on."""
+        values: dict[str, Any] = {
+            "initial_margin_ms": 10.0,
+            "min_margin_ms": 1.0,
+            "max_margin_ms": 500.0,
+            "jitter_samples": 50,
+            "penalty_ms": 100.0,
+            "penalty_decay_s": 30.0,
+            "priority_offsets_ms": dict(OFFSETS),
+            "max_wait_s": 30.0,
+            "pacing": 0.0,
+        }
+        values.update(overrides)
+        return RateLimiterSettings(**values)
+
+    @staticmethod
+    def bucket(name: str = "KIS:main", *windows: Window) -> Bucket:
+        """A KIS bucket with ``windows`` (default: 2 per 200 ms)."""
+        return Bucket(name, "KIS", "main", windows or (Window(2, 200),))
+
+    @staticmethod
+    def closed_port() -> int:
+        """A local TCP port nothing listens on."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
 
     @asynccontextmanager
     async def gatekeeper(
@@ -75,7 +74,9 @@ class Harness:
         """A gatekeeper whose ``run()`` goes on until the block ends (then events are flushed)."""
         limiter = aioredis.from_url(limiter_url or self.redis_url, socket_connect_timeout=1)
         events = aioredis.from_url(self.redis_url)
-        gatekeeper = Gatekeeper(limiter, events, self.keys, tuning or settings(), member=member)
+        gatekeeper = Gatekeeper(
+            limiter, events, self.keys, tuning or self.settings(), member=member
+        )
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(gatekeeper.run)
@@ -107,6 +108,13 @@ class Harness:
         seconds, micros = await self.redis.time()
         return seconds * 1000 + micros / 1000
 
+    async def script_calls(self) -> int:
+        """How many scripts the server has run so far (each is one ask for a permit)."""
+        stats = await self.redis.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) + int(
+            stats.get("cmdstat_eval", {}).get("calls", 0)
+        )
+
     @staticmethod
     def max_in_window(grants: list[float], span_ms: float) -> int:
         """Most grants inside any half-open window ``(t - span, t]``."""
@@ -121,6 +129,6 @@ class Harness:
 
 
 @pytest.fixture
-def harness(redis_url: str, aredis: aioredis.Redis, hub_namespace: str) -> Harness:
-    """A :class:`Harness` on this test's (flushed) Redis and namespace."""
-    return Harness(redis_url, aredis, hub_namespace)
+def gatekeepers(redis_url: str, aredis: aioredis.Redis, hub_namespace: str) -> GatekeeperHarness:
+    """A :class:`GatekeeperHarness` on this test's (flushed) Redis and namespace."""
+    return GatekeeperHarness(redis_url, aredis, hub_namespace)

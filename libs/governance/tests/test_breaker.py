@@ -120,15 +120,24 @@ async def test_a_success_resets_the_count(make_breaker: MakeBreaker) -> None:
     assert await breaker.state(P, F) == "open"
 
 
+async def _script_calls(aredis: aioredis.Redis) -> int:
+    stats = await aredis.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha")
+    )
+
+
 async def test_a_success_with_nothing_to_reset_costs_no_round_trip(
-    make_breaker: MakeBreaker,
+    make_breaker: MakeBreaker, aredis: aioredis.Redis
 ) -> None:
     first = await make_breaker(member="d1")
     second = await make_breaker(member="d2")
     clean = await first.admit(P, F)
     assert clean.clean, "closed, no failure counted"
     await _fail(second, 4)  # counted elsewhere after our admission
+    scripts = await _script_calls(aredis)
     await first.record(P, F, clean, "success")  # the fast path: nothing sent
+    assert await _script_calls(aredis) == scripts
     await _fail(second, 1)
     assert await first.state(P, F) == "open", "the late success did not reset the count"
 

@@ -7,6 +7,7 @@ that starts a redis-server through the plugin's machinery and reports its pid.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -53,6 +54,15 @@ def _alive(pid: int) -> bool:
     return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def _expect_exit(pid: int) -> None:
+    """Wait for ``pid`` to exit; if it does not, kill it, so a failing test leaks no server."""
+    try:
+        wait_until(lambda: not _alive(pid), timeout=10, message=f"redis-server {pid} to exit")
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("APIHUB_TEST_REDIS_URL", None)
@@ -86,14 +96,13 @@ def test_redis_is_stopped_after_a_failing_session(tmp_path: Path) -> None:
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=20,  # well inside the per-test timeout, so a hang fails here
         check=False,
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed" in result.stdout
-    pid = int(pid_file.read_text())
-    wait_until(lambda: not _alive(pid), timeout=10, message=f"redis-server {pid} to exit")
+    _expect_exit(int(pid_file.read_text()))
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
@@ -103,10 +112,9 @@ def test_redis_is_stopped_at_interpreter_exit(tmp_path: Path) -> None:
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=20,  # well inside the per-test timeout, so a hang fails here
         check=False,
     )
 
     assert result.returncode == 0, result.stderr
-    pid = int(result.stdout.strip())
-    wait_until(lambda: not _alive(pid), timeout=10, message=f"redis-server {pid} to exit")
+    _expect_exit(int(result.stdout.strip()))

@@ -1,48 +1,198 @@
-"""Shared fixtures: a simulator on a real loopback socket plus small client helpers."""
+"""Fixtures of the simulator's own tests: fresh simulators frozen at a known instant, each with
+an HTTP client that speaks KIS and Kiwoom.
+
+The plugin's ``sim`` (one running simulator shared by the session) keeps its meaning; these
+fixtures start a simulator per use instead, so a test may move its clock and choose its settings.
+Tests reach the helpers through the fixtures only (nothing here is imported by a test).
+"""
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
-from apihub_broker_sim import SimConfig, ThreadedSimServer
+from apihub_broker_sim import KST, SimConfig, ThreadedSimServer
 
-# --import-mode=importlib keeps test directories off sys.path; the helpers live next door.
-sys.path.insert(0, str(Path(__file__).parent))
 
-from broker_sim_harness import NOW, Harness
+@dataclass(frozen=True)
+class HarnessDefaults:
+    """The instant a harness's simulator is frozen at and the credentials the harness signs in
+    with (the simulator accepts any well-formed appkey unless it is started with ``apps``)."""
+
+    start_time: datetime = datetime(2025, 3, 21, 13, 0, 30, tzinfo=KST)  # a Friday, mid-session
+    kis_appkey: str = "PS" + "a" * 34
+    kis_secret: str = "s" * 180
+    kiwoom_appkey: str = "KW" + "b" * 34
+    kiwoom_secret: str = "k" * 40
+
+
+class SimHarness:
+    """A started simulator (``server``), an httpx client bound to it (``client``), and KIS and
+    Kiwoom helpers that sign in with ``defaults``' credentials and keep their tokens."""
+
+    QUOTES = "/uapi/domestic-stock/v1/quotations"
+
+    def __init__(
+        self, server: ThreadedSimServer, client: httpx.Client, defaults: HarnessDefaults
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.defaults = defaults
+        self._kis_token: str | None = None
+        self._kiwoom_token: str | None = None
+
+    def forget_tokens(self) -> None:
+        """Make the helpers fetch fresh tokens (e.g. after moving the clock a day)."""
+        self._kis_token = None
+        self._kiwoom_token = None
+
+    # --- KIS ---
+    def kis_issue(self, appkey: str | None = None, secret: str | None = None) -> httpx.Response:
+        """``POST /oauth2/tokenP``, by default with the harness's credentials."""
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": self.defaults.kis_appkey if appkey is None else appkey,
+            "appsecret": self.defaults.kis_secret if secret is None else secret,
+        }
+        return self.client.post("/oauth2/tokenP", json=body)
+
+    def kis_token(self) -> str:
+        """The harness's KIS token, issued on first use."""
+        if self._kis_token is None:
+            response = self.kis_issue()
+            assert response.status_code == 200, response.text
+            self._kis_token = str(response.json()["access_token"])
+        return self._kis_token
+
+    def kis_headers(self, tr_id: str, token: str | None = None) -> dict[str, str]:
+        """The headers of a KIS call."""
+        return {
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {token or self.kis_token()}",
+            "appkey": self.defaults.kis_appkey,
+            "appsecret": self.defaults.kis_secret,
+            "tr_id": tr_id,
+            "custtype": "P",
+        }
+
+    def kis_get(self, name: str, tr_id: str, **params: str) -> httpx.Response:
+        """A KIS quotations GET."""
+        return self.client.get(
+            f"{self.QUOTES}/{name}", params=params, headers=self.kis_headers(tr_id)
+        )
+
+    def kis_minutes(self, hour: str, code: str = "005930") -> httpx.Response:
+        """The KIS minute chart up to ``hour`` (HHMMSS)."""
+        return self.kis_get(
+            "inquire-time-itemchartprice",
+            "FHKST03010200",
+            FID_ETC_CLS_CODE="",
+            FID_COND_MRKT_DIV_CODE="J",
+            FID_INPUT_ISCD=code,
+            FID_INPUT_HOUR_1=hour,
+            FID_PW_DATA_INCU_YN="Y",
+        )
+
+    def kis_daily(self, first: str, last: str, period: str = "D") -> httpx.Response:
+        """The KIS period chart between two YYYYMMDD dates."""
+        return self.kis_get(
+            "inquire-daily-itemchartprice",
+            "FHKST03010100",
+            FID_COND_MRKT_DIV_CODE="J",
+            FID_INPUT_ISCD="005930",
+            FID_INPUT_DATE_1=first,
+            FID_INPUT_DATE_2=last,
+            FID_PERIOD_DIV_CODE=period,
+            FID_ORG_ADJ_PRC="0",
+        )
+
+    def kis_price(self, code: str = "005930") -> httpx.Response:
+        """The KIS current price."""
+        return self.kis_get(
+            "inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="J", FID_INPUT_ISCD=code
+        )
+
+    # --- Kiwoom ---
+    def kiwoom_issue(self, appkey: str | None = None, secret: str | None = None) -> httpx.Response:
+        """``POST /oauth2/token``, by default with the harness's credentials."""
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": self.defaults.kiwoom_appkey if appkey is None else appkey,
+            "secretkey": self.defaults.kiwoom_secret if secret is None else secret,
+        }
+        return self.client.post("/oauth2/token", json=body)
+
+    def kiwoom_token(self) -> str:
+        """The harness's Kiwoom token, issued on first use."""
+        if self._kiwoom_token is None:
+            response = self.kiwoom_issue()
+            assert response.json()["return_code"] == 0, response.text
+            self._kiwoom_token = str(response.json()["token"])
+        return self._kiwoom_token
+
+    def kiwoom(
+        self,
+        path: str,
+        api_id: str,
+        body: dict[str, Any],
+        *,
+        token: str | None = None,
+        next_key: str | None = None,
+    ) -> httpx.Response:
+        """A Kiwoom POST (with ``next_key``: the continuation of a paged answer)."""
+        headers = {
+            "content-type": "application/json;charset=UTF-8",
+            "api-id": api_id,
+            "authorization": f"Bearer {token or self.kiwoom_token()}",
+            "cont-yn": "Y" if next_key else "N",
+            "next-key": next_key or "",
+        }
+        return self.client.post(path, json=body, headers=headers)
+
+    def kiwoom_walk(self, api_id: str, body: dict[str, Any], list_key: str) -> list[list[Any]]:
+        """Follow cont-yn/next-key to the end; returns the pages."""
+        pages: list[list[Any]] = []
+        next_key: str | None = None
+        for _ in range(100):
+            response = self.kiwoom("/api/dostk/chart", api_id, body, next_key=next_key)
+            assert response.json()["return_code"] == 0, response.text
+            pages.append(response.json()[list_key])
+            if response.headers["cont-yn"] != "Y":
+                return pages
+            next_key = response.headers["next-key"]
+            assert next_key
+        raise AssertionError("paging did not end")
+
+
+@pytest.fixture(scope="session")
+def harness_defaults() -> HarnessDefaults:
+    """The start instant and credentials every :class:`SimHarness` uses."""
+    return HarnessDefaults()
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def make_sim(harness_defaults: HarnessDefaults) -> Iterator[Callable[..., SimHarness]]:
+    """Start simulators (``SimConfig`` fields as keyword overrides; by default frozen at
+    ``harness_defaults.start_time``). Every one started is stopped after the test, failed or not."""
+    with contextlib.ExitStack() as started:
+
+        def make(**overrides: Any) -> SimHarness:
+            settings: dict[str, Any] = {"start_time": harness_defaults.start_time, "frozen": True}
+            settings.update(overrides)
+            server = started.enter_context(ThreadedSimServer(SimConfig(**settings)))
+            client = started.enter_context(httpx.Client(base_url=server.url, timeout=10.0))
+            return SimHarness(server, client, harness_defaults)
+
+        yield make
 
 
 @pytest.fixture
-def make_sim() -> Iterator[Callable[..., Harness]]:
-    """Start simulators with custom settings; all are stopped after the test."""
-    started: list[Harness] = []
-
-    def make(**overrides: Any) -> Harness:
-        settings: dict[str, Any] = {"start_time": NOW, "frozen": True}
-        settings.update(overrides)
-        server = ThreadedSimServer(SimConfig(**settings))
-        server.start()
-        harness = Harness(server)
-        started.append(harness)
-        return harness
-
-    yield make
-    for harness in started:
-        harness.client.close()
-        harness.server.stop()
-
-
-@pytest.fixture
-def frozen_sim(make_sim: Callable[..., Harness]) -> Harness:
-    """A simulator frozen at Friday 2025-03-21 13:00:30 KST with default settings."""
+def frozen_sim(make_sim: Callable[..., SimHarness]) -> SimHarness:
+    """A fresh simulator with default settings, frozen at Friday 2025-03-21 13:00:30 KST."""
     return make_sim()

@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
-import time
+import email.utils
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from broker_sim_harness import NOW, Harness
+import httpx
+import pytest
 
-from apihub_broker_sim import KST, SimClock
+from apihub_broker_sim import KST, SimClock, ThreadedSimServer
+from apihub_broker_sim import _clock as clock_module
 
 
-def test_sim_clock_freeze_set_advance_unfreeze() -> None:
+class SimHarness(Protocol):
+    """The conftest's ``frozen_sim`` harness, as far as these tests use it."""
+
+    client: httpx.Client
+
+    def kis_token(self) -> str: ...
+    def kis_price(self) -> httpx.Response: ...
+    def kis_minutes(self, hour: str) -> httpx.Response: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    start_time: datetime
+
+
+class FakeMonotonic:
+    """A ``time`` stand-in for the clock module whose ``monotonic()`` moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_sim_clock_freeze_set_advance_unfreeze(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = FakeMonotonic()
+    monkeypatch.setattr(clock_module, "time", host)
     clock = SimClock(datetime(2025, 3, 21, 9, 0), frozen=True)  # naive means KST
     assert clock.now() == datetime(2025, 3, 21, 9, 0, tzinfo=KST)
     assert clock.frozen
+    host.now += 5
+    assert clock.now() == datetime(2025, 3, 21, 9, 0, tzinfo=KST), "frozen: the host clock moved"
     clock.advance(90)
     assert clock.now() == datetime(2025, 3, 21, 9, 1, 30, tzinfo=KST)
     clock.set(datetime(2025, 3, 21, 0, 0, tzinfo=UTC))
@@ -21,15 +54,26 @@ def test_sim_clock_freeze_set_advance_unfreeze() -> None:
     assert clock.now().utcoffset() == timedelta(hours=9)
     clock.unfreeze()
     assert not clock.frozen
-    time.sleep(0.02)
-    assert clock.now() > datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    assert clock.now() == datetime(2025, 3, 21, 9, 0, tzinfo=KST), "runs on from where it stood"
+    host.now += 1.5
+    assert clock.now() == datetime(2025, 3, 21, 9, 0, 1, 500_000, tzinfo=KST)
+    clock.advance(60)  # a running clock advances too, and keeps running
+    host.now += 1
+    assert clock.now() == datetime(2025, 3, 21, 9, 1, 2, 500_000, tzinfo=KST)
+
+    before = datetime.now(KST)
     running = SimClock()
-    assert abs((running.now() - datetime.now(KST)).total_seconds()) < 5
+    after = datetime.now(KST)
+    assert before <= running.now() <= after, "by default it starts at the real current time"
 
 
-def test_clock_endpoints(frozen_sim: Harness) -> None:
+def test_clock_endpoints(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
+    start = harness_defaults.start_time
     assert frozen_sim.client.get("/__sim/health").json() == {"ok": True}
-    assert frozen_sim.client.get("/__sim/clock").json() == {"now": NOW.isoformat(), "frozen": True}
+    assert frozen_sim.client.get("/__sim/clock").json() == {
+        "now": start.isoformat(),
+        "frozen": True,
+    }
     moved = frozen_sim.client.post("/__sim/clock", json={"advance_s": 30}).json()
     assert moved["now"] == "2025-03-21T13:01:00+09:00"
     set_to = frozen_sim.client.post(
@@ -41,13 +85,13 @@ def test_clock_endpoints(frozen_sim: Harness) -> None:
     refrozen = frozen_sim.client.post(
         "/__sim/clock", json={"now": "2025-03-21T13:00:30+09:00", "frozen": True}
     ).json()
-    assert refrozen["now"] == NOW.isoformat()
+    assert refrozen["now"] == start.isoformat()
     for bad in ({"now": "yesterday"}, {"advance_s": "x"}, {"frozen": "no"}):
         assert frozen_sim.client.post("/__sim/clock", json=bad).status_code == 400
     assert frozen_sim.client.post("/__sim/clock", content=b"{").status_code == 400
 
 
-def test_answers_follow_the_clock(frozen_sim: Harness) -> None:
+def test_answers_follow_the_clock(frozen_sim: SimHarness) -> None:
     before = frozen_sim.kis_minutes("153000").json()
     assert before["output2"][0]["stck_cntg_hour"] == "130000"
     frozen_sim.client.post("/__sim/clock", json={"advance_s": 600})
@@ -61,7 +105,7 @@ def test_answers_follow_the_clock(frozen_sim: Harness) -> None:
             assert row == old[row["stck_cntg_hour"]]
 
 
-def test_reset_clears_everything_but_the_clock(frozen_sim: Harness) -> None:
+def test_reset_clears_everything_but_the_clock(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     frozen_sim.client.post("/__sim/faults", json={"match": {}, "count": -1, "action": "delay"})
     frozen_sim.client.post("/__sim/clock", json={"advance_s": 5})
@@ -73,13 +117,7 @@ def test_reset_clears_everything_but_the_clock(frozen_sim: Harness) -> None:
 
 
 def test_the_date_header_follows_the_simulated_clock() -> None:
-    import email.utils
-
-    import httpx
-
-    from apihub_broker_sim import ThreadedSimServer
-
-    with ThreadedSimServer() as frozen_sim, httpx.Client(base_url=frozen_sim.url) as client:
+    with ThreadedSimServer() as server, httpx.Client(base_url=server.url) as client:
         client.post(
             "/__sim/clock", json={"now": "2025-03-21T16:00:00+09:00", "frozen": True}
         ).raise_for_status()

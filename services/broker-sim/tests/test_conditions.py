@@ -8,35 +8,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
-from broker_sim_harness import APPKEY, QUOTES, SECRET, Harness
 
-from apihub_broker_sim import SimConfig, appkey_fingerprint, create_app
+from apihub_broker_sim import SimConfig, ThreadedSimServer, appkey_fingerprint, create_app
 from apihub_testing import wait_until
 
 PRICE = "FHKST01010100"
 CCNL = "FHKST01010300"
-FP = appkey_fingerprint(APPKEY)
+QUOTES = "/uapi/domestic-stock/v1/quotations"
 
 
-def _add(frozen_sim: Harness, spec: dict[str, Any]) -> dict[str, Any]:
+class SimHarness(Protocol):
+    """The conftest's simulator harness (``frozen_sim``, ``make_sim``), as these tests use it."""
+
+    server: ThreadedSimServer
+    client: httpx.Client
+
+    def forget_tokens(self) -> None: ...
+    def kis_issue(self) -> httpx.Response: ...
+    def kis_token(self) -> str: ...
+    def kis_headers(self, tr_id: str) -> dict[str, str]: ...
+    def kis_price(self) -> httpx.Response: ...
+    def kiwoom_token(self) -> str: ...
+    def kiwoom(self, path: str, api_id: str, body: dict[str, Any]) -> httpx.Response: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    kis_appkey: str
+    kis_secret: str
+
+
+def _add(frozen_sim: SimHarness, spec: dict[str, Any]) -> dict[str, Any]:
     response = frozen_sim.client.post("/__sim/conditions", json=spec)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def _calls(frozen_sim: Harness, tr_id: str = PRICE) -> list[dict[str, Any]]:
+def _calls(frozen_sim: SimHarness, tr_id: str = PRICE) -> list[dict[str, Any]]:
     return list(frozen_sim.client.get("/__sim/calls", params={"tr_id": tr_id}).json())
 
 
-def _stats(frozen_sim: Harness) -> dict[str, Any]:
+def _stats(frozen_sim: SimHarness) -> dict[str, Any]:
     return dict(frozen_sim.client.get("/__sim/stats").json())
 
 
-def _delays(frozen_sim: Harness, calls: int = 15) -> list[float]:
+def _delays(frozen_sim: SimHarness, calls: int = 15) -> list[float]:
     frozen_sim.kis_token()
     for _ in range(calls):
         assert frozen_sim.kis_price().status_code == 200
@@ -47,7 +68,7 @@ def _delays(frozen_sim: Harness, calls: int = 15) -> list[float]:
 
 
 def test_jitter_stays_in_bounds_and_repeats_with_the_seed(
-    make_sim: Callable[..., Harness],
+    make_sim: Callable[..., SimHarness],
 ) -> None:
     spec = {"latency": {"base_ms": 2, "jitter_ms": 6, "match": {"tr_id": PRICE}}}
     first, second, other = (make_sim(conditions_seed=s) for s in (11, 11, 12))
@@ -73,7 +94,7 @@ def test_jitter_stays_in_bounds_and_repeats_with_the_seed(
 
 
 def test_configured_latency_survives_reset_and_can_be_cleared(
-    make_sim: Callable[..., Harness],
+    make_sim: Callable[..., SimHarness],
 ) -> None:
     frozen_sim = make_sim(
         conditions=({"latency": {"base_ms": 1, "jitter_ms": 3}},), conditions_seed=5
@@ -95,7 +116,7 @@ def test_configured_latency_survives_reset_and_can_be_cleared(
     }
 
 
-def test_reseeding_restarts_the_draws(frozen_sim: Harness) -> None:
+def test_reseeding_restarts_the_draws(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()  # before the draws: the unmatched latency delays token calls too
     _add(frozen_sim, {"latency": {"jitter_ms": 5}})
     assert frozen_sim.client.post("/__sim/conditions/seed", json={"seed": 99}).json() == {
@@ -108,7 +129,9 @@ def test_reseeding_restarts_the_draws(frozen_sim: Harness) -> None:
     assert frozen_sim.client.post("/__sim/conditions/seed", json={"seed": "x"}).status_code == 400
 
 
-def test_rate_window_counts_arrivals_after_the_latency(make_sim: Callable[..., Harness]) -> None:
+def test_rate_window_counts_arrivals_after_the_latency(
+    make_sim: Callable[..., SimHarness], harness_defaults: Defaults
+) -> None:
     # The slow call is sent first but arrives 900 ms later, so with one call per second the
     # broker accepts the fast one and rejects the slow one. The fast call is sent only once the
     # simulator holds the slow one (its latency was applied), so the order of arrival does not
@@ -140,15 +163,16 @@ def test_rate_window_counts_arrivals_after_the_latency(make_sim: Callable[..., H
     assert _calls(frozen_sim, PRICE)[0]["rate_limited"] is False
     stats = _stats(frozen_sim)
     assert stats["rate_limit_rejections"] == 1
-    assert stats["rate_limit_rejections_by_key"] == {f"KIS:{FP}": 1}
-    assert stats["max_calls_in_any_1s_window_by_key"] == {f"KIS:{FP}": 2}
-    assert stats["token_issuances"] == {"KIS": {FP: 1}}
+    fp = appkey_fingerprint(harness_defaults.kis_appkey)
+    assert stats["rate_limit_rejections_by_key"] == {f"KIS:{fp}": 1}
+    assert stats["max_calls_in_any_1s_window_by_key"] == {f"KIS:{fp}": 2}
+    assert stats["token_issuances"] == {"KIS": {fp: 1}}
 
 
 # --- error rate ---
 
 
-def _error_run(frozen_sim: Harness) -> int:
+def _error_run(frozen_sim: SimHarness) -> int:
     _add(
         frozen_sim,
         {
@@ -171,7 +195,7 @@ def _error_run(frozen_sim: Harness) -> int:
     return failed
 
 
-def test_error_rate_is_seeded(make_sim: Callable[..., Harness]) -> None:
+def test_error_rate_is_seeded(make_sim: Callable[..., SimHarness]) -> None:
     first, second = make_sim(conditions_seed=3), make_sim(conditions_seed=3)
     failed = _error_run(first)
     assert _error_run(second) == failed
@@ -185,7 +209,7 @@ def test_error_rate_is_seeded(make_sim: Callable[..., Harness]) -> None:
     assert stats["rate_limit_rejections"] == 0
 
 
-def test_error_rate_extremes_and_actions(frozen_sim: Harness) -> None:
+def test_error_rate_extremes_and_actions(frozen_sim: SimHarness) -> None:
     body = {"stk_cd": "005930"}
     frozen_sim.kiwoom_token()
     _add(frozen_sim, {"error_rate": {"p": 0, "match": {"provider": "KIS"}}})
@@ -205,7 +229,7 @@ def test_error_rate_extremes_and_actions(frozen_sim: Harness) -> None:
 # --- outages ---
 
 
-def test_outage_window_until_removed(frozen_sim: Harness) -> None:
+def test_outage_window_until_removed(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
     frozen_sim.kis_token()
     frozen_sim.kiwoom_token()
     _arm = frozen_sim.client.post(
@@ -235,11 +259,12 @@ def test_outage_window_until_removed(frozen_sim: Harness) -> None:
     assert frozen_sim.kis_price().status_code == 200
     stats = _stats(frozen_sim)
     assert stats["outage_calls"] == 3
-    assert stats["outage_calls_by_key"] == {f"KIS:{FP}": 3}
+    fp = appkey_fingerprint(harness_defaults.kis_appkey)
+    assert stats["outage_calls_by_key"] == {f"KIS:{fp}": 3}
     assert stats["faults_by_source"] == {"outage": 3, "fault": 1}
 
 
-def test_open_ended_outage_is_cleared_with_the_faults(frozen_sim: Harness) -> None:
+def test_open_ended_outage_is_cleared_with_the_faults(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     outage = _add(frozen_sim, {"outage": {"action": {"kind": "egw00201", "status": 200}}})
     assert (outage["duration_s"], outage["remaining_s"]) == (None, None)
@@ -250,7 +275,7 @@ def test_open_ended_outage_is_cleared_with_the_faults(frozen_sim: Harness) -> No
     assert frozen_sim.kis_price().json()["rt_cd"] == "0"
 
 
-def test_zero_length_outage_never_fires(frozen_sim: Harness) -> None:
+def test_zero_length_outage_never_fires(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     outage = _add(frozen_sim, {"outage": {"duration_s": 0}})
     assert outage["remaining_s"] == 0.0
@@ -262,7 +287,7 @@ def test_zero_length_outage_never_fires(frozen_sim: Harness) -> None:
 # --- stats, config, validation, secrecy ---
 
 
-def test_fresh_stats_have_every_field(frozen_sim: Harness) -> None:
+def test_fresh_stats_have_every_field(frozen_sim: SimHarness) -> None:
     stats = _stats(frozen_sim)
     assert {
         "rate_limit_rejections": 0,
@@ -276,7 +301,7 @@ def test_fresh_stats_have_every_field(frozen_sim: Harness) -> None:
 
 
 def test_kiwoom_rejections_are_counted_per_appkey_and_api_id(
-    make_sim: Callable[..., Harness],
+    make_sim: Callable[..., SimHarness],
 ) -> None:
     frozen_sim = make_sim(kiwoom_rate_limit_per_s=1)
     body = {"stk_cd": "005930"}
@@ -286,17 +311,18 @@ def test_kiwoom_rejections_are_counted_per_appkey_and_api_id(
     assert _stats(frozen_sim)["rate_limit_rejections_by_key"] == {key: 1, f"{key}:ka10001": 1}
 
 
-def test_secrets_are_never_echoed(frozen_sim: Harness) -> None:
+def test_secrets_are_never_echoed(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
+    appkey, secret = harness_defaults.kis_appkey, harness_defaults.kis_secret
     token = frozen_sim.kis_token()
-    condition = _add(frozen_sim, {"outage": {"duration_s": 60, "match": {"appkey": APPKEY}}})
+    condition = _add(frozen_sim, {"outage": {"duration_s": 60, "match": {"appkey": appkey}}})
     assert condition["match"] == {"appkey": "***"}
-    _add(frozen_sim, {"error_rate": {"p": 0.5, "match": {"appkey": APPKEY}}})
-    _add(frozen_sim, {"latency": {"base_ms": 1, "match": {"appkey": APPKEY}}})
+    _add(frozen_sim, {"error_rate": {"p": 0.5, "match": {"appkey": appkey}}})
+    _add(frozen_sim, {"latency": {"base_ms": 1, "match": {"appkey": appkey}}})
     assert frozen_sim.kis_price().status_code == 503
     for path in ("/__sim/conditions", "/__sim/calls", "/__sim/stats", "/__sim/faults"):
         text = frozen_sim.client.get(path).text
-        for secret in (APPKEY, SECRET, token):
-            assert secret not in text, path
+        for hidden in (appkey, secret, token):
+            assert hidden not in text, path
 
 
 @pytest.mark.parametrize(
@@ -319,7 +345,7 @@ def test_secrets_are_never_echoed(frozen_sim: Harness) -> None:
         {"outage": {"duration_s": -1}},
     ],
 )
-def test_malformed_condition_specs_are_rejected(frozen_sim: Harness, spec: object) -> None:
+def test_malformed_condition_specs_are_rejected(frozen_sim: SimHarness, spec: object) -> None:
     response = frozen_sim.client.post("/__sim/conditions", json=spec)
     assert response.status_code == 400
     assert "error" in response.json()

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any, Protocol
 
 import httpx
 import pytest
-from broker_sim_harness import Harness
+
+from apihub_broker_sim import ThreadedSimServer
 
 
-def _arm(frozen_sim: Harness, spec: dict[str, object]) -> dict[str, object]:
+class SimHarness(Protocol):
+    """The conftest's ``frozen_sim`` harness, as far as these tests use it."""
+
+    server: ThreadedSimServer
+    client: httpx.Client
+
+    def kis_issue(self) -> httpx.Response: ...
+    def kis_token(self) -> str: ...
+    def kis_headers(self, tr_id: str) -> dict[str, str]: ...
+    def kis_price(self) -> httpx.Response: ...
+    def kiwoom_issue(self) -> httpx.Response: ...
+    def kiwoom(self, path: str, api_id: str, body: dict[str, Any]) -> httpx.Response: ...
+
+
+def _arm(frozen_sim: SimHarness, spec: dict[str, object]) -> dict[str, object]:
     response = frozen_sim.client.post("/__sim/faults", json=spec)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -36,7 +51,7 @@ def _arm(frozen_sim: Harness, spec: dict[str, object]) -> dict[str, object]:
     ],
 )
 def test_kis_presets_fire_once(
-    frozen_sim: Harness, kind: str, status: int, body: dict[str, str]
+    frozen_sim: SimHarness, kind: str, status: int, body: dict[str, str]
 ) -> None:
     frozen_sim.kis_token()
     _arm(
@@ -54,7 +69,7 @@ def test_kis_presets_fire_once(
     )
 
 
-def test_token_throttle_preset_and_custom_error(frozen_sim: Harness) -> None:
+def test_token_throttle_preset_and_custom_error(frozen_sim: SimHarness) -> None:
     _arm(frozen_sim, {"match": {"path": "/oauth2/tokenP"}, "action": "egw00133"})
     assert frozen_sim.kis_issue().json()["error_code"] == "EGW00133"
     assert frozen_sim.kis_issue().status_code == 200
@@ -72,7 +87,7 @@ def test_token_throttle_preset_and_custom_error(frozen_sim: Harness) -> None:
     assert response.headers["x-sim"] == "1"
 
 
-def test_kiwoom_presets(frozen_sim: Harness) -> None:
+def test_kiwoom_presets(frozen_sim: SimHarness) -> None:
     body = {"stk_cd": "005930"}
     _arm(
         frozen_sim,
@@ -101,7 +116,7 @@ def test_kiwoom_presets(frozen_sim: Harness) -> None:
     assert failed.headers["content-type"] == "application/json;charset=UTF-8"
 
 
-def test_http_503_until_cleared(frozen_sim: Harness) -> None:
+def test_http_503_until_cleared(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     fault = _arm(
         frozen_sim,
@@ -123,7 +138,7 @@ def test_http_503_until_cleared(frozen_sim: Harness) -> None:
     assert frozen_sim.kis_price().status_code == 200
 
 
-def test_delete_one_fault(frozen_sim: Harness) -> None:
+def test_delete_one_fault(frozen_sim: SimHarness) -> None:
     fault = _arm(frozen_sim, {"match": {"provider": "KIS"}, "count": -1, "action": "http_503"})
     assert frozen_sim.client.delete(f"/__sim/faults/{fault['id']}").json() == {
         "removed": fault["id"]
@@ -132,15 +147,17 @@ def test_delete_one_fault(frozen_sim: Harness) -> None:
     assert frozen_sim.client.delete("/__sim/faults/abc").status_code == 400
 
 
-def test_delay_then_normal_answer(frozen_sim: Harness) -> None:
+def test_delay_then_normal_answer(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     _arm(
         frozen_sim,
         {"match": {"tr_id": "FHKST01010100"}, "action": {"kind": "delay", "delay_ms": 300}},
     )
-    started = time.perf_counter()
     assert frozen_sim.kis_price().json()["rt_cd"] == "0"
-    assert time.perf_counter() - started >= 0.3
+    (held,) = frozen_sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()
+    assert (held["fault"], held["status"]) == ("delay", 200)
+    # The time the simulator held the call: at least the injected delay (never an upper bound).
+    assert held["duration_ms"] >= 300
     with httpx.Client(base_url=frozen_sim.server.url, timeout=0.1) as impatient:
         _arm(frozen_sim, {"match": {"path": "/__nothing"}, "action": "delay"})
         _arm(
@@ -155,7 +172,7 @@ def test_delay_then_normal_answer(frozen_sim: Harness) -> None:
             )
 
 
-def test_reset_is_a_transport_error(frozen_sim: Harness) -> None:
+def test_reset_is_a_transport_error(frozen_sim: SimHarness) -> None:
     frozen_sim.kis_token()
     _arm(frozen_sim, {"match": {"provider": "KIS", "tr_id": "FHKST01010100"}, "action": "reset"})
     with pytest.raises(httpx.TransportError):
@@ -185,7 +202,7 @@ def test_reset_is_a_transport_error(frozen_sim: Harness) -> None:
         {"action": {"kind": "delay", "delay_ms": -1}},
     ],
 )
-def test_malformed_fault_specs_are_rejected(frozen_sim: Harness, spec: object) -> None:
+def test_malformed_fault_specs_are_rejected(frozen_sim: SimHarness, spec: object) -> None:
     response = frozen_sim.client.post("/__sim/faults", json=spec)
     assert response.status_code == 400
     assert "error" in response.json()

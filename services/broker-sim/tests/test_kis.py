@@ -7,11 +7,36 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from broker_sim_harness import APPKEY, NOW, QUOTES, SECRET, Harness
+import httpx
 
-from apihub_broker_sim import KST
+from apihub_broker_sim import KST, ThreadedSimServer
+
+QUOTES = "/uapi/domestic-stock/v1/quotations"
+
+
+class SimHarness(Protocol):
+    """The conftest's simulator harness (``frozen_sim``, ``make_sim``), as these tests use it."""
+
+    server: ThreadedSimServer
+    client: httpx.Client
+
+    def forget_tokens(self) -> None: ...
+    def kis_issue(self, appkey: str | None = None, secret: str | None = None) -> httpx.Response: ...
+    def kis_token(self) -> str: ...
+    def kis_headers(self, tr_id: str) -> dict[str, str]: ...
+    def kis_get(self, name: str, tr_id: str, **params: str) -> httpx.Response: ...
+    def kis_minutes(self, hour: str) -> httpx.Response: ...
+    def kis_daily(self, first: str, last: str, period: str = "D") -> httpx.Response: ...
+    def kis_price(self) -> httpx.Response: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    kis_appkey: str
+    kis_secret: str
 
 
 def _all_strings(value: Any) -> bool:
@@ -22,7 +47,7 @@ def _all_strings(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def test_token_response_shape(frozen_sim: Harness) -> None:
+def test_token_response_shape(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
     response = frozen_sim.kis_issue()
     assert response.status_code == 200
     body = response.json()
@@ -34,10 +59,10 @@ def test_token_response_shape(frozen_sim: Harness) -> None:
     assert header == "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9"
     assert claims
     assert signature
-    assert APPKEY not in body["access_token"]
+    assert harness_defaults.kis_appkey not in body["access_token"]
 
 
-def test_inquire_price_is_the_latest_tick(frozen_sim: Harness) -> None:
+def test_inquire_price_is_the_latest_tick(frozen_sim: SimHarness) -> None:
     price = frozen_sim.kis_price()
     assert price.status_code == 200
     assert price.headers["content-type"] == "application/json; charset=utf-8"
@@ -73,7 +98,7 @@ def test_inquire_price_is_the_latest_tick(frozen_sim: Harness) -> None:
     assert minutes["output1"]["acml_vol"] == out["acml_vol"]
 
 
-def test_minute_paging_walk_covers_the_session_without_gaps(frozen_sim: Harness) -> None:
+def test_minute_paging_walk_covers_the_session_without_gaps(frozen_sim: SimHarness) -> None:
     rows: list[dict[str, str]] = []
     hour = "130030"
     for _ in range(40):
@@ -98,7 +123,7 @@ def test_minute_paging_walk_covers_the_session_without_gaps(frozen_sim: Harness)
         assert low <= close <= high
 
 
-def test_minute_chart_boundary_and_future_hour(make_sim: Callable[..., Harness]) -> None:
+def test_minute_chart_boundary_and_future_hour(make_sim: Callable[..., SimHarness]) -> None:
     inclusive = make_sim()
     page = inclusive.kis_minutes("120000").json()["output2"]
     assert page[0]["stck_cntg_hour"] == "120000"
@@ -110,7 +135,7 @@ def test_minute_chart_boundary_and_future_hour(make_sim: Callable[..., Harness])
     assert exclusive.kis_minutes("085900").json()["output2"] == []
 
 
-def test_daily_paging_by_moving_date_2_back(frozen_sim: Harness) -> None:
+def test_daily_paging_by_moving_date_2_back(frozen_sim: SimHarness) -> None:
     rows: list[dict[str, str]] = []
     last = "20250321"
     for _ in range(10):
@@ -136,7 +161,7 @@ def test_daily_paging_by_moving_date_2_back(frozen_sim: Harness) -> None:
     assert today["stck_clpr"] == minutes["output2"][0]["stck_prpr"]
 
 
-def test_weekly_and_monthly_bars_aggregate_daily_bars(frozen_sim: Harness) -> None:
+def test_weekly_and_monthly_bars_aggregate_daily_bars(frozen_sim: SimHarness) -> None:
     daily = frozen_sim.kis_daily("20250101", "20250228").json()["output2"]
     monthly = frozen_sim.kis_daily("20250101", "20250228", "M").json()["output2"]
     assert [row["stck_bsop_date"] for row in monthly] == [
@@ -174,7 +199,7 @@ def test_weekly_and_monthly_bars_aggregate_daily_bars(frozen_sim: Harness) -> No
     assert _all_strings(weeks)
 
 
-def test_validation_errors(frozen_sim: Harness) -> None:
+def test_validation_errors(frozen_sim: SimHarness) -> None:
     wrong_tr = frozen_sim.client.get(
         f"{QUOTES}/inquire-price",
         params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"},
@@ -209,7 +234,7 @@ def test_validation_errors(frozen_sim: Harness) -> None:
     assert lower_case.json()["rt_cd"] == "0"
 
 
-def test_auth_errors(frozen_sim: Harness) -> None:
+def test_auth_errors(frozen_sim: SimHarness) -> None:
     headers = frozen_sim.kis_headers("FHKST01010100")
     url = f"{QUOTES}/inquire-price?FID_COND_MRKT_DIV_CODE=J&FID_INPUT_ISCD=005930"
 
@@ -232,13 +257,16 @@ def test_auth_errors(frozen_sim: Harness) -> None:
     )
 
 
-def test_configured_apps_only(make_sim: Callable[..., Harness]) -> None:
-    frozen_sim = make_sim(apps={APPKEY: SECRET})
+def test_configured_apps_only(
+    make_sim: Callable[..., SimHarness], harness_defaults: Defaults
+) -> None:
+    appkey, secret = harness_defaults.kis_appkey, harness_defaults.kis_secret
+    frozen_sim = make_sim(apps={appkey: secret})
     assert frozen_sim.kis_issue().status_code == 200
     unknown = frozen_sim.kis_issue(appkey="PS" + "x" * 34)
     assert unknown.status_code == 403
     assert unknown.json()["error_code"] == "EGW00103"
-    wrong = frozen_sim.kis_issue(secret=SECRET + "\n")
+    wrong = frozen_sim.kis_issue(secret=secret + "\n")
     assert wrong.json() == {
         "error_code": "EGW00105",
         "error_description": "유효하지 않은 AppSecret입니다.",
@@ -246,12 +274,12 @@ def test_configured_apps_only(make_sim: Callable[..., Harness]) -> None:
     empty = frozen_sim.client.post("/oauth2/tokenP", json={"grant_type": "client_credentials"})
     assert empty.json()["error_code"] == "EGW00103"
     no_grant = frozen_sim.client.post(
-        "/oauth2/tokenP", json={"appkey": APPKEY, "appsecret": SECRET}
+        "/oauth2/tokenP", json={"appkey": appkey, "appsecret": secret}
     )
     assert no_grant.status_code == 403
 
 
-def test_cash_order_current_legacy_and_vps_ids(frozen_sim: Harness) -> None:
+def test_cash_order_current_legacy_and_vps_ids(frozen_sim: SimHarness) -> None:
     body = {
         "CANO": "12345678",
         "ACNT_PRDT_CD": "01",
@@ -304,29 +332,30 @@ def test_cash_order_current_legacy_and_vps_ids(frozen_sim: Harness) -> None:
     assert not_json.json()["msg1"] == "ERROR INVALID BODY"
 
 
-def test_hashkey_approval_and_revoke(frozen_sim: Harness) -> None:
+def test_hashkey_approval_and_revoke(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
+    appkey, secret = harness_defaults.kis_appkey, harness_defaults.kis_secret
     order = {"CANO": "12345678", "PDNO": "005930"}
     raw = json.dumps(order).encode()
     hashed = frozen_sim.client.post(
-        "/uapi/hashkey", content=raw, headers={"appkey": APPKEY, "appsecret": SECRET}
+        "/uapi/hashkey", content=raw, headers={"appkey": appkey, "appsecret": secret}
     )
     assert hashed.json() == {"BODY": order, "HASH": hashlib.sha256(raw).hexdigest()}
     assert frozen_sim.client.post("/uapi/hashkey", json=order).json()["msg_cd"] == "EGW00103"
-    no_secret = frozen_sim.client.post("/uapi/hashkey", json=order, headers={"appkey": APPKEY})
+    no_secret = frozen_sim.client.post("/uapi/hashkey", json=order, headers={"appkey": appkey})
     assert no_secret.json()["msg_cd"] == "EGW00105"
     approval = frozen_sim.client.post(
         "/oauth2/Approval",
-        json={"grant_type": "client_credentials", "appkey": APPKEY, "secretkey": SECRET},
+        json={"grant_type": "client_credentials", "appkey": appkey, "secretkey": secret},
     ).json()
     assert len(approval["approval_key"]) == 36
-    bad_approval = frozen_sim.client.post("/oauth2/Approval", json={"appkey": APPKEY})
+    bad_approval = frozen_sim.client.post("/oauth2/Approval", json={"appkey": appkey})
     assert bad_approval.status_code == 403
     no_secret_approval = frozen_sim.client.post(
-        "/oauth2/Approval", json={"grant_type": "client_credentials", "appkey": APPKEY}
+        "/oauth2/Approval", json={"grant_type": "client_credentials", "appkey": appkey}
     )
     assert no_secret_approval.json()["error_code"] == "EGW00105"
     token = frozen_sim.kis_token()
-    revoke = {"appkey": APPKEY, "appsecret": SECRET, "token": token}
+    revoke = {"appkey": appkey, "appsecret": secret, "token": token}
     assert frozen_sim.client.post("/oauth2/revokeP", json=revoke).json() == {
         "code": 200,
         "message": "접근토큰 폐기에 성공하였습니다",
@@ -337,7 +366,7 @@ def test_hashkey_approval_and_revoke(frozen_sim: Harness) -> None:
     assert frozen_sim.client.post("/oauth2/revokeP", json={}).status_code == 403
 
 
-def test_weekend_and_pre_open_show_the_last_session(frozen_sim: Harness) -> None:
+def test_weekend_and_pre_open_show_the_last_session(frozen_sim: SimHarness) -> None:
     friday_close = frozen_sim.kis_minutes("153000").json()["output2"]
     frozen_sim.server.clock.set(datetime(2025, 3, 22, 11, 0, tzinfo=KST))
     assert frozen_sim.kis_minutes("110000").json()["output2"][0]["stck_cntg_hour"] == "110000"
@@ -349,4 +378,4 @@ def test_weekend_and_pre_open_show_the_last_session(frozen_sim: Harness) -> None
     frozen_sim.forget_tokens()  # Friday's token has expired by Monday
     price = frozen_sim.kis_price().json()["output"]
     assert price["stck_prpr"] == weekend[0]["stck_prpr"]
-    assert NOW.date().isoformat() == "2025-03-21"
+    assert friday_close[0]["stck_bsop_date"] == "20250321"

@@ -5,23 +5,58 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any, Protocol
 
-from broker_sim_harness import KW_APPKEY, KW_SECRET, Harness
+import httpx
 
 CHART = "/api/dostk/chart"
+
+
+class SimHarness(Protocol):
+    """The conftest's simulator harness (``frozen_sim``, ``make_sim``), as these tests use it."""
+
+    client: httpx.Client
+
+    def kis_price(self) -> httpx.Response: ...
+    def kis_minutes(self, hour: str) -> httpx.Response: ...
+    def kis_daily(self, first: str, last: str) -> httpx.Response: ...
+    def kiwoom_issue(
+        self, appkey: str | None = None, secret: str | None = None
+    ) -> httpx.Response: ...
+    def kiwoom_token(self) -> str: ...
+    def kiwoom(
+        self,
+        path: str,
+        api_id: str,
+        body: dict[str, Any],
+        *,
+        token: str | None = None,
+        next_key: str | None = None,
+    ) -> httpx.Response: ...
+    def kiwoom_walk(self, api_id: str, body: dict[str, Any], list_key: str) -> list[list[Any]]: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    kiwoom_appkey: str
+    kiwoom_secret: str
 
 
 def _price(text: str) -> int:
     return abs(int(text))
 
 
-def _minute_walk(frozen_sim: Harness, scope: str) -> list[dict[str, str]]:
+def _minute_walk(frozen_sim: SimHarness, scope: str) -> list[dict[str, str]]:
     body = {"stk_cd": "005930", "tic_scope": scope, "upd_stkpc_tp": "1"}
     pages = frozen_sim.kiwoom_walk("ka10080", body, "stk_min_pole_chart_qry")
     return [row for page in pages for row in page]
 
 
-def test_token_shape_and_new_token_revokes_the_old(frozen_sim: Harness) -> None:
+def test_token_shape_and_new_token_revokes_the_old(
+    frozen_sim: SimHarness, harness_defaults: Defaults
+) -> None:
     first = frozen_sim.kiwoom_issue()
     assert first.status_code == 200
     body = first.json()
@@ -46,7 +81,11 @@ def test_token_shape_and_new_token_revokes_the_old(frozen_sim: Harness) -> None:
     }
     fresh = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second)
     assert fresh.json()["return_code"] == 0
-    revoke = {"appkey": KW_APPKEY, "secretkey": KW_SECRET, "token": second}
+    revoke = {
+        "appkey": harness_defaults.kiwoom_appkey,
+        "secretkey": harness_defaults.kiwoom_secret,
+        "token": second,
+    }
     assert frozen_sim.client.post("/oauth2/revoke", json=revoke).json()["return_code"] == 0
     assert (
         frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", info, token=second).json()["return_code"]
@@ -58,8 +97,10 @@ def test_token_shape_and_new_token_revokes_the_old(frozen_sim: Harness) -> None:
     assert sum(stats["token_issuances"]["KIWOOM"].values()) == 2
 
 
-def test_token_request_errors(make_sim: Callable[..., Harness]) -> None:
-    frozen_sim = make_sim(apps={KW_APPKEY: KW_SECRET})
+def test_token_request_errors(
+    make_sim: Callable[..., SimHarness], harness_defaults: Defaults
+) -> None:
+    frozen_sim = make_sim(apps={harness_defaults.kiwoom_appkey: harness_defaults.kiwoom_secret})
     post = frozen_sim.client.post
     assert "[8011:" in post("/oauth2/token", json={"appkey": "a"}).json()["return_msg"]
     wrong_grant = {"grant_type": "password", "appkey": "a", "secretkey": "b"}
@@ -72,7 +113,7 @@ def test_token_request_errors(make_sim: Callable[..., Harness]) -> None:
     assert frozen_sim.kiwoom_issue().json()["return_code"] == 0
 
 
-def test_stkinfo_is_the_current_price(frozen_sim: Harness) -> None:
+def test_stkinfo_is_the_current_price(frozen_sim: SimHarness) -> None:
     info = frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"}).json()
     kis = frozen_sim.kis_price().json()["output"]
     assert info["stk_nm"] == "삼성전자"
@@ -86,7 +127,7 @@ def test_stkinfo_is_the_current_price(frozen_sim: Harness) -> None:
     assert nx["cur_prc"] == info["cur_prc"]
 
 
-def test_minute_bars_match_kis_and_aggregate_ticks(frozen_sim: Harness) -> None:
+def test_minute_bars_match_kis_and_aggregate_ticks(frozen_sim: SimHarness) -> None:
     kiwoom = _minute_walk(frozen_sim, "1")
     today = [row for row in kiwoom if row["cntr_tm"].startswith("20250321")]
     assert today[0]["cntr_tm"] == "20250321130000"
@@ -132,7 +173,7 @@ def _group(ones: list[dict[str, str]], scope: int) -> dict[str, list[dict[str, s
     return groups
 
 
-def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(frozen_sim: Harness) -> None:
+def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(frozen_sim: SimHarness) -> None:
     ones = _minute_walk(frozen_sim, "1")
     for scope in ("5", "45", "60"):
         wide = _minute_walk(frozen_sim, scope)
@@ -152,16 +193,17 @@ def test_wider_minute_scopes_aggregate_one_minute_bars_exactly(frozen_sim: Harne
     assert friday_hours[::-1] == [f"{h:02d}0000" for h in range(9, 16)]
 
 
-def test_daily_chart_walk_and_consistency(make_sim: Callable[..., Harness]) -> None:
+def test_daily_chart_walk_and_consistency(make_sim: Callable[..., SimHarness]) -> None:
     frozen_sim = make_sim(kiwoom_page_rows_daily=100, history_days=300)
     body = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
     pages = frozen_sim.kiwoom_walk("ka10081", body, "stk_dt_pole_chart_qry")
     assert [len(page) for page in pages][:-1] == [100] * (len(pages) - 1)
     rows = [row for page in pages for row in page]
     dates = [row["dt"] for row in rows]
-    assert dates == sorted(set(dates), reverse=True)
-    assert dates[0] == "20250321"
-    assert len(rows) == sum(1 for _ in range(len(rows)))
+    # Every weekday (no holidays are configured) back to the first of the 300 days of history.
+    today = date(2025, 3, 21)
+    history = (today - timedelta(days=n) for n in range(301))
+    assert dates == [day.strftime("%Y%m%d") for day in history if day.weekday() < 5]
     for newer, older in itertools.pairwise(rows):
         assert int(newer["pred_pre"]) == int(newer["cur_prc"]) - int(older["cur_prc"])
     kis = frozen_sim.kis_daily("20250101", "20250321").json()["output2"]
@@ -180,7 +222,7 @@ def test_daily_chart_walk_and_consistency(make_sim: Callable[..., Harness]) -> N
     assert older["stk_dt_pole_chart_qry"][0]["dt"] == "20250101"
 
 
-def test_request_errors(frozen_sim: Harness) -> None:
+def test_request_errors(frozen_sim: SimHarness) -> None:
     def msg(path: str, api_id: str, body: dict[str, str]) -> str:
         response = frozen_sim.kiwoom(path, api_id, body)
         assert response.status_code == 200
@@ -229,7 +271,7 @@ def test_request_errors(frozen_sim: Harness) -> None:
     assert unauth["return_code"] == 3
 
 
-def test_orders(frozen_sim: Harness) -> None:
+def test_orders(frozen_sim: SimHarness) -> None:
     body = {
         "dmst_stex_tp": "KRX",
         "stk_cd": "005930",
@@ -260,7 +302,7 @@ def test_orders(frozen_sim: Harness) -> None:
     assert "[1517:" in raw.json()["return_msg"]
 
 
-def test_tick_chart_scopes(frozen_sim: Harness) -> None:
+def test_tick_chart_scopes(frozen_sim: SimHarness) -> None:
     body = {"stk_cd": "005930", "tic_scope": "10", "upd_stkpc_tp": "1"}
     first = frozen_sim.kiwoom(CHART, "ka10079", body).json()
     ones = frozen_sim.kiwoom(CHART, "ka10079", {**body, "tic_scope": "1"}).json()[

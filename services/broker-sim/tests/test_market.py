@@ -1,13 +1,13 @@
-"""The generator itself: the KRX grid, exact aggregation, chaining, determinism, speed."""
+"""The generator itself: the KRX grid, exact aggregation, chaining, determinism, caching."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from apihub_broker_sim import KST
+from apihub_broker_sim import _market as market_module
 from apihub_broker_sim._krx import (
     ceil_to_grid,
     floor_to_grid,
@@ -133,9 +133,27 @@ def test_session_as_of() -> None:
     assert market.session(datetime(2025, 3, 23, 12, 0, tzinfo=KST)) == (friday, 55800)
 
 
-def test_a_day_generates_quickly() -> None:
+def test_a_day_is_generated_once_and_closes_need_no_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What keeps answers cheap, counted rather than timed: a tape is built once per day and
+    # then served from the cache, a day's prints are bounded, and a close needs no tape at all.
+    built: list[date] = []
+    build = market_module._build_tape
+
+    def counting_build(model: market_module._Model, code: str, day: date) -> market_module.DayTape:
+        built.append(day)
+        return build(model, code, day)
+
+    monkeypatch.setattr(market_module, "_build_tape", counting_build)
+    market_module._tape.cache_clear()  # earlier tests may have built these days already
     market = Market(seed=99)
-    started = time.perf_counter()
-    for offset in range(10):
-        market.tape("373220", date(2024, 1, 1) + timedelta(days=offset))
-    assert (time.perf_counter() - started) / 10 < 0.05
+    days = [date(2024, 1, 1) + timedelta(days=offset) for offset in range(10)]
+    tapes = [market.tape("373220", day) for day in days]
+    assert built == days
+    assert all(len(tape.prices) <= 390 * 30 + 1 for tape in tapes), "≤ 30 prints a minute"
+    assert all(market.tape("373220", day) is tape for day, tape in zip(days, tapes, strict=True))
+    assert built == days, "asked again: served from the cache"
+    closes = [market.close("373220", date(2023, 1, 2) + timedelta(days=n)) for n in range(200)]
+    assert all(close > 0 for close in closes)
+    assert built == days, "a close is computed without generating the day's ticks"

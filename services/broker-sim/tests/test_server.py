@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 import anyio
 import httpx
 import pytest
-from broker_sim_harness import APPKEY, NOW, SECRET, Harness
 
 from apihub_broker_sim import SimClock, SimConfig, SimServer, ThreadedSimServer, run_simulator
+from apihub_testing import async_wait_until
 
 pytestmark = pytest.mark.anyio
+
+
+class SimHarness(Protocol):
+    """The conftest's ``make_sim`` harness, as far as these tests use it."""
+
+    client: httpx.Client
+
+    def kis_token(self) -> str: ...
+    def kis_price(self) -> httpx.Response: ...
+    def kis_minutes(self, hour: str) -> httpx.Response: ...
+    def kis_daily(self, first: str, last: str) -> httpx.Response: ...
+    def kiwoom(self, path: str, api_id: str, body: dict[str, Any]) -> httpx.Response: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    start_time: datetime
+    kis_appkey: str
+    kis_secret: str
+
 
 PRICE = (
     "/uapi/domestic-stock/v1/quotations/inquire-price"
@@ -20,34 +44,35 @@ PRICE = (
 )
 
 
-async def _kis_price(client: httpx.AsyncClient) -> httpx.Response:
-    body = {"grant_type": "client_credentials", "appkey": APPKEY, "appsecret": SECRET}
+async def _kis_price(client: httpx.AsyncClient, defaults: Defaults) -> httpx.Response:
+    appkey, secret = defaults.kis_appkey, defaults.kis_secret
+    body = {"grant_type": "client_credentials", "appkey": appkey, "appsecret": secret}
     token = (await client.post("/oauth2/tokenP", json=body)).json()["access_token"]
     headers = {
         "authorization": f"Bearer {token}",
-        "appkey": APPKEY,
-        "appsecret": SECRET,
+        "appkey": appkey,
+        "appsecret": secret,
         "tr_id": "FHKST01010100",
     }
     return await client.get(PRICE, headers=headers)
 
 
-async def test_sim_server_in_the_current_loop() -> None:
-    clock = SimClock(NOW, frozen=True)
-    async with SimServer(SimConfig(), clock=clock) as frozen_sim:
-        assert frozen_sim.url.startswith("http://127.0.0.1:")
-        assert frozen_sim.clock is clock
-        async with httpx.AsyncClient(base_url=frozen_sim.url) as client:
-            response = await _kis_price(client)
+async def test_sim_server_in_the_current_loop(harness_defaults: Defaults) -> None:
+    clock = SimClock(harness_defaults.start_time, frozen=True)
+    async with SimServer(SimConfig(), clock=clock) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert server.clock is clock
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            response = await _kis_price(client, harness_defaults)
             assert response.json()["rt_cd"] == "0"
-            assert len(frozen_sim.state.recorder.calls()) == 2
+            assert len(server.state.recorder.calls()) == 2
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
-            await client.get(frozen_sim.url + "/__sim/health")
+            await client.get(server.url + "/__sim/health")
 
 
-async def test_run_simulator_under_a_task_group() -> None:
-    config = SimConfig(start_time=NOW, frozen=True)
+async def test_run_simulator_under_a_task_group(harness_defaults: Defaults) -> None:
+    config = SimConfig(start_time=harness_defaults.start_time, frozen=True)
     async with anyio.create_task_group() as group:
         url = await group.start(run_simulator, config, "127.0.0.1", 0)
         async with httpx.AsyncClient(base_url=url) as client:
@@ -58,34 +83,39 @@ async def test_run_simulator_under_a_task_group() -> None:
             await client.get(url + "/__sim/health")
 
 
-async def test_shutdown_with_a_request_in_flight_is_bounded() -> None:
-    config = SimConfig(start_time=NOW, frozen=True)
+async def test_shutdown_with_a_request_in_flight_is_bounded(harness_defaults: Defaults) -> None:
+    config = SimConfig(start_time=harness_defaults.start_time, frozen=True)
     slow = {"match": {"path": "/oauth2/tokenP"}, "action": {"kind": "delay", "delay_ms": 10_000}}
+    answers: list[int] = []
 
     async def hang(client: httpx.AsyncClient, url: str) -> None:
-        # uvicorn cancels the stuck handler after its grace period and answers 500.
-        response = await client.post(url + "/oauth2/tokenP", json={})
-        assert response.status_code == 500
+        answers.append((await client.post(url + "/oauth2/tokenP", json={})).status_code)
 
-    async with httpx.AsyncClient(timeout=30) as client, anyio.create_task_group() as group:
+    async with httpx.AsyncClient(timeout=10) as client, anyio.create_task_group() as group:
+        # A guard, not a measurement: the held request would keep a shutdown that waits for it
+        # busy for 10 s, and uvicorn's grace period is 2 s.
         with anyio.fail_after(8):
-            async with SimServer(config) as frozen_sim:
-                frozen_sim.state.faults.add(slow)
-                group.start_soon(hang, client, frozen_sim.url)
-                await anyio.sleep(0.2)
+            async with SimServer(config) as server:
+                fault = server.state.faults.add(slow)
+                group.start_soon(hang, client, server.url)
+                await async_wait_until(lambda: fault.fired, message="the request reached the sim")
+    # uvicorn cancelled the stuck handler after its grace period and answered 500, where the
+    # handler itself, had it finished its delay, would have refused the empty token request.
+    assert answers == [500]
 
 
-def test_threaded_server_is_reusable_as_a_context_manager() -> None:
-    with ThreadedSimServer(SimConfig(start_time=NOW, frozen=True)) as frozen_sim:
-        assert httpx.get(frozen_sim.url + "/__sim/health").json() == {"ok": True}
+def test_threaded_server_is_reusable_as_a_context_manager(harness_defaults: Defaults) -> None:
+    config = SimConfig(start_time=harness_defaults.start_time, frozen=True)
+    with ThreadedSimServer(config) as server:
+        assert httpx.get(server.url + "/__sim/health").json() == {"ok": True}
         with pytest.raises(RuntimeError):
-            frozen_sim.start()
-    frozen_sim.stop()  # idempotent
+            server.start()
+    server.stop()  # idempotent
     with pytest.raises(httpx.ConnectError):
-        httpx.get(frozen_sim.url + "/__sim/health")
+        httpx.get(server.url + "/__sim/health")
 
 
-def test_kis_rate_limit(make_sim: Callable[..., Harness]) -> None:
+def test_kis_rate_limit(make_sim: Callable[..., SimHarness]) -> None:
     frozen_sim = make_sim(kis_rate_limit_per_s=3)
     frozen_sim.kis_token()  # token calls are not rate limited
     answers = [frozen_sim.kis_price() for _ in range(5)]
@@ -100,7 +130,7 @@ def test_kis_rate_limit(make_sim: Callable[..., Harness]) -> None:
     assert stats["errors"] == 2
 
 
-def test_kiwoom_rate_limit_is_per_api_id(make_sim: Callable[..., Harness]) -> None:
+def test_kiwoom_rate_limit_is_per_api_id(make_sim: Callable[..., SimHarness]) -> None:
     frozen_sim = make_sim(kiwoom_rate_limit_per_s=2, kiwoom_rate_limit_status=200)
     info = {"stk_cd": "005930"}
     codes = [
@@ -112,8 +142,8 @@ def test_kiwoom_rate_limit_is_per_api_id(make_sim: Callable[..., Harness]) -> No
     assert frozen_sim.kiwoom("/api/dostk/chart", "ka10081", chart).json()["return_code"] == 0
 
 
-def test_same_request_same_clock_same_bytes(make_sim: Callable[..., Harness]) -> None:
-    def digest(frozen_sim: Harness) -> list[str]:
+def test_same_request_same_clock_same_bytes(make_sim: Callable[..., SimHarness]) -> None:
+    def digest(frozen_sim: SimHarness) -> list[str]:
         bodies = [
             frozen_sim.kis_price().content,
             frozen_sim.kis_minutes("130000").content,
@@ -130,10 +160,6 @@ def test_same_request_same_clock_same_bytes(make_sim: Callable[..., Harness]) ->
 def test_the_listening_socket_is_tcp_so_answers_are_not_delayed_by_nagle() -> None:
     # asyncio turns on TCP_NODELAY for accepted connections only when the listening socket's
     # protocol is TCP; otherwise every keep-alive answer waits ~40 ms for a delayed ACK.
-    import socket
-
-    from apihub_broker_sim import ThreadedSimServer
-
-    with ThreadedSimServer() as frozen_sim:
-        assert frozen_sim._sock is not None
-        assert frozen_sim._sock.proto == socket.IPPROTO_TCP
+    with ThreadedSimServer() as server:
+        assert server._sock is not None
+        assert server._sock.proto == socket.IPPROTO_TCP

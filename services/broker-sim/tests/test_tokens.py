@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
-from broker_sim_harness import APPKEY, KW_APPKEY, Harness
+import httpx
 
-from apihub_broker_sim import appkey_fingerprint
+from apihub_broker_sim import ThreadedSimServer, appkey_fingerprint
 
 
-def test_kis_issuance_window_and_same_token_within_six_hours(frozen_sim: Harness) -> None:
+class SimHarness(Protocol):
+    """The conftest's simulator harness (``frozen_sim``, ``make_sim``), as these tests use it."""
+
+    server: ThreadedSimServer
+    client: httpx.Client
+
+    def forget_tokens(self) -> None: ...
+    def kis_issue(self, appkey: str | None = None) -> httpx.Response: ...
+    def kis_token(self) -> str: ...
+    def kis_headers(self, tr_id: str, token: str | None = None) -> dict[str, str]: ...
+    def kis_price(self) -> httpx.Response: ...
+    def kiwoom_token(self) -> str: ...
+    def kiwoom(self, path: str, api_id: str, body: dict[str, Any]) -> httpx.Response: ...
+
+
+class Defaults(Protocol):
+    """The conftest's ``harness_defaults``, as far as these tests use it."""
+
+    kis_appkey: str
+    kis_secret: str
+    kiwoom_appkey: str
+    kiwoom_secret: str
+
+
+def test_kis_issuance_window_and_same_token_within_six_hours(
+    frozen_sim: SimHarness, harness_defaults: Defaults
+) -> None:
     first = frozen_sim.kis_issue()
     assert first.status_code == 200
     token = first.json()["access_token"]
@@ -42,13 +69,13 @@ def test_kis_issuance_window_and_same_token_within_six_hours(frozen_sim: Harness
     )
     assert old.json()["rt_cd"] == "0"
     stats = frozen_sim.client.get("/__sim/stats").json()
-    fingerprint = appkey_fingerprint(APPKEY)
+    fingerprint = appkey_fingerprint(harness_defaults.kis_appkey)
     assert stats["token_issuances"]["KIS"][fingerprint] == 3
     assert stats["token_rejections"]["KIS"][fingerprint] == 2
-    assert APPKEY not in str(stats)
+    assert harness_defaults.kis_appkey not in str(stats)
 
 
-def test_configurable_window(make_sim: Callable[..., Harness]) -> None:
+def test_configurable_window(make_sim: Callable[..., SimHarness]) -> None:
     frozen_sim = make_sim(token_issue_window_s=300.0, token_lifetime_s=3600)
     assert frozen_sim.kis_issue().json()["expires_in"] == 3600
     frozen_sim.server.clock.advance(120)
@@ -57,11 +84,11 @@ def test_configurable_window(make_sim: Callable[..., Harness]) -> None:
     assert frozen_sim.kis_issue().status_code == 200
 
 
-def test_admin_expire_and_revoke(frozen_sim: Harness) -> None:
+def test_admin_expire_and_revoke(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
     frozen_sim.kis_token()
     frozen_sim.kiwoom_token()
     expire = frozen_sim.client.post(
-        "/__sim/tokens/expire", json={"provider": "KIS", "appkey": APPKEY}
+        "/__sim/tokens/expire", json={"provider": "KIS", "appkey": harness_defaults.kis_appkey}
     )
     assert expire.json() == {"affected": 1}
     assert frozen_sim.kis_price().json()["msg_cd"] == "EGW00123"
@@ -79,17 +106,22 @@ def test_admin_expire_and_revoke(frozen_sim: Harness) -> None:
     assert frozen_sim.kis_price().json()["rt_cd"] == "0"
 
 
-def test_calls_never_show_secrets_or_tokens(frozen_sim: Harness) -> None:
+def test_calls_never_show_secrets_or_tokens(
+    frozen_sim: SimHarness, harness_defaults: Defaults
+) -> None:
     token = frozen_sim.kis_token()
     kw_token = frozen_sim.kiwoom_token()
     frozen_sim.kis_price()
     frozen_sim.kiwoom("/api/dostk/stkinfo", "ka10001", {"stk_cd": "005930"})
     calls = frozen_sim.client.get("/__sim/calls").text
-    for secret in (APPKEY, KW_APPKEY, token, kw_token, "s" * 40, "k" * 40):
+    d = harness_defaults
+    # Not even the first 40 characters of a secret.
+    secrets = (d.kis_secret[:40], d.kiwoom_secret[:40])
+    for secret in (d.kis_appkey, d.kiwoom_appkey, token, kw_token, *secrets):
         assert secret not in calls
     records = frozen_sim.client.get("/__sim/calls", params={"provider": "kiwoom"}).json()
     assert [r["tr_id"] for r in records] == ["au10001", "ka10001"]
-    assert records[1]["appkey"] == appkey_fingerprint(KW_APPKEY)
+    assert records[1]["appkey"] == appkey_fingerprint(d.kiwoom_appkey)
     assert (
         frozen_sim.client.get("/__sim/calls", params={"tr_id": "FHKST01010100"}).json()[0]["status"]
         == 200
