@@ -1,13 +1,17 @@
-"""Fixtures for cross-service tests: a real Redis, the simulator over HTTP and a dispatcher."""
+"""Fixtures for cross-service tests: a real Redis, the simulator over HTTP and the services.
+
+Shared helpers are fixtures (never imported from here): ``make_settings`` builds a hub's
+settings, ``spawn_dispatcher`` starts a dispatcher process (killed at teardown),
+``stored_tokens`` reads back every token the keeper holds (for secret scans).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import anyio
 import pytest
@@ -18,21 +22,6 @@ from apihub_dispatcher import Dispatcher, open_dispatcher
 from apihub_runtime import Settings, TokenStore, load_settings, load_token_key
 from apihub_token_keeper import TokenKeeper, open_token_keeper
 
-REPO = Path(__file__).resolve().parents[1]
-
-# Parameters of the TRs the end-to-end tests call.
-PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
-DAILY = {"stk_cd": "005930", "base_dt": "20250321", "upd_stkpc_tp": "1"}
-ORDER = {
-    "CANO": "50000000",
-    "ACNT_PRDT_CD": "01",
-    "PDNO": "005930",
-    "ORD_DVSN": "00",
-    "ORD_QTY": "1",
-    "ORD_UNPR": "70000",
-}
-
-
 TEST_RATE_ENV = {
     # The simulator has no rate limit unless a test arms one, so the hub's own budget is raised
     # far above the brokers' defaults to keep tests quick; rate-limit tests set their own.
@@ -41,21 +30,29 @@ TEST_RATE_ENV = {
     "APIHUB_KIWOOM_RATE_PER_API_ID_PER_S": "500",
 }
 
-
-def hub_settings(redis_url: str, sim_url: str, namespace: str, **dispatcher: object) -> Settings:
-    """Demo-credential settings pointing at the test Redis and simulator."""
-    settings = load_settings(
-        env={"REDIS_URL": redis_url, "APIHUB_NAMESPACE": namespace, **TEST_RATE_ENV}
-    )
-    settings = settings.with_demo_base_url(sim_url)
-    tuning = {"reclaim_idle_ms": 400, "reclaim_interval_s": 0.1, "block_ms": 100, **dispatcher}
-    return replace(settings, dispatcher=replace(settings.dispatcher, **tuning))  # type: ignore[arg-type]
+MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture
-def settings(redis_url: str, sim_url: str, hub_namespace: str) -> Settings:
+def make_settings(redis_url: str, hub_namespace: str) -> MakeSettings:
+    """``make_settings(sim_url, **dispatcher_tuning)``: demo-credential settings of this test's
+    hub, pointing at ``sim_url`` and the test Redis."""
+
+    def make(sim_url: str, **dispatcher: object) -> Settings:
+        settings = load_settings(
+            env={"REDIS_URL": redis_url, "APIHUB_NAMESPACE": hub_namespace, **TEST_RATE_ENV}
+        )
+        settings = settings.with_demo_base_url(sim_url)
+        tuning = {"reclaim_idle_ms": 400, "reclaim_interval_s": 0.1, "block_ms": 100, **dispatcher}
+        return replace(settings, dispatcher=replace(settings.dispatcher, **tuning))  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings, sim_url: str) -> Settings:
     """Settings of this test's hub."""
-    return hub_settings(redis_url, sim_url, hub_namespace)
+    return make_settings(sim_url)
 
 
 @pytest.fixture
@@ -96,24 +93,47 @@ async def hub(redis_url: str, hub_namespace: str) -> AsyncIterator[HubClient]:
         yield client
 
 
-def dispatcher_process(settings_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A dispatcher in its own process (``python -m apihub_dispatcher``), so a test can kill it."""
-    env = {**os.environ, **TEST_RATE_ENV, **settings_env}
-    return subprocess.Popen(
-        [sys.executable, "-m", "apihub_dispatcher"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+SpawnDispatcher = Callable[[dict[str, str]], "subprocess.Popen[bytes]"]
 
 
-async def stored_tokens(redis: aioredis.Redis, settings: Settings) -> list[str]:
-    """Every token the token-keeper holds for this hub, decrypted (for secret scans)."""
+@pytest.fixture
+def spawn_dispatcher() -> Iterator[SpawnDispatcher]:
+    """``spawn_dispatcher(env)``: a dispatcher in its own process (``python -m
+    apihub_dispatcher``), so a test can kill it; every one still running is killed at teardown.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(settings_env: dict[str, str]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **TEST_RATE_ENV, **settings_env}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apihub_dispatcher"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stored_tokens(redis: aioredis.Redis, settings: Settings) -> Callable[[], Awaitable[list[str]]]:
+    """``await stored_tokens()``: every token the keeper holds for this hub, decrypted (for
+    secret scans)."""
     store = TokenStore(redis, load_token_key(settings.data_dir))
     keys = Keys(settings.namespace)
-    found = []
-    for provider, name in settings.accounts:
-        token = await store.get(keys.token(provider.value, name))
-        if token is not None:
-            found.append(token.value.reveal())
-    return found
+
+    async def read() -> list[str]:
+        found = []
+        for provider, name in settings.accounts:
+            token = await store.get(keys.token(provider.value, name))
+            if token is not None:
+                found.append(token.value.reveal())
+        return found
+
+    return read

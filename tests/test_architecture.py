@@ -305,6 +305,9 @@ SURFACES: dict[str, set[str]] = {
     },
     "apihub_testing": {"RedisServer", "async_wait_until", "redis_strings", "wait_until"},
     "apihub_broker_sim": {
+        "KIS_ORDER",
+        "KIS_PRICE",
+        "KIWOOM_DAILY",
         "KST",
         "SimClock",
         "SimConfig",

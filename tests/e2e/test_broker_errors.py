@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import DAILY, ORDER, PRICE
 
+from apihub_broker_sim import KIS_ORDER, KIS_PRICE, KIWOOM_DAILY
 from apihub_core import (
     HubClient,
     OutcomeUnknown,
@@ -36,13 +36,13 @@ async def _arm(
 @pytest.mark.parametrize(
     ("provider", "tr_id", "params", "action", "error", "code"),
     [
-        ("KIS", "FHKST01010100", PRICE, {"kind": "egw00201"}, UpstreamRateLimited, "EGW00201"),
-        ("KIS", "FHKST01010100", PRICE, {"kind": "http_503"}, UpstreamTransient, ""),
-        ("KIS", "FHKST01010100", PRICE, {"kind": "reset"}, UpstreamTransient, ""),
+        ("KIS", "FHKST01010100", KIS_PRICE, {"kind": "egw00201"}, UpstreamRateLimited, "EGW00201"),
+        ("KIS", "FHKST01010100", KIS_PRICE, {"kind": "http_503"}, UpstreamTransient, ""),
+        ("KIS", "FHKST01010100", KIS_PRICE, {"kind": "reset"}, UpstreamTransient, ""),
         (
             "KIS",
             "FHKST01010100",
-            PRICE,
+            KIS_PRICE,
             {
                 "kind": "error",
                 "status": 200,
@@ -51,8 +51,8 @@ async def _arm(
             UpstreamRejected,
             "40570000",
         ),
-        ("KIWOOM", "ka10081", DAILY, {"kind": "kiwoom_1700"}, UpstreamRateLimited, "1700"),
-        ("KIWOOM", "ka10081", DAILY, {"kind": "kiwoom_8005"}, UpstreamAuthError, "8005"),
+        ("KIWOOM", "ka10081", KIWOOM_DAILY, {"kind": "kiwoom_1700"}, UpstreamRateLimited, "1700"),
+        ("KIWOOM", "ka10081", KIWOOM_DAILY, {"kind": "kiwoom_8005"}, UpstreamAuthError, "8005"),
     ],
     ids=["egw00201", "http503", "reset", "business-reject", "kiwoom1700", "kiwoom8005"],
 )
@@ -85,7 +85,7 @@ async def test_business_rejection_is_not_retried(
     body = {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}
     await _arm(sim_admin, "FHKST01010100", {"kind": "error", "status": 200, "body": body})
     with pytest.raises(UpstreamRejected) as caught:
-        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     assert caught.value.message == "모의투자 장시작전 입니다."
     calls = (await sim_admin.get("/__sim/calls")).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
@@ -96,7 +96,7 @@ async def test_transient_failure_is_retried_transparently(
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
     await _arm(sim_admin, "FHKST01010100", {"kind": "http_503"}, count=1)
-    response = await hub.execute("KIS", "FHKST01010100", PRICE)
+    response = await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     assert response.body["rt_cd"] == "0"
     assert response.attempts == 2
 
@@ -106,7 +106,7 @@ async def test_rejected_token_is_replaced_and_the_call_retried(
 ) -> None:
     # Kiwoom lets a new token replace the old one at once, so one retry heals an 8005.
     await _arm(sim_admin, "ka10081", {"kind": "kiwoom_8005"}, count=1)
-    response = await hub.execute("KIWOOM", "ka10081", DAILY)
+    response = await hub.execute("KIWOOM", "ka10081", KIWOOM_DAILY)
     assert response.body["return_code"] == 0
     assert response.attempts == 2
     stats = (await sim_admin.get("/__sim/stats")).json()
@@ -119,7 +119,7 @@ async def test_an_order_lost_in_the_network_is_not_retried(
     # The connection drops after the broker got the order: it may have been executed.
     await _arm(sim_admin, "TTTC0012U", {"kind": "reset"})
     with pytest.raises(OutcomeUnknown) as caught:
-        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+        await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order")
     assert "reconcile" in str(caught.value).lower()
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
@@ -132,7 +132,7 @@ async def test_an_order_the_broker_rejected_is_reported_not_retried(
     rejection = {"rt_cd": "1", "msg_cd": "40570000", "msg1": "모의투자 장시작전 입니다."}
     await _arm(sim_admin, "TTTC0012U", {"kind": "error", "status": 200, "body": rejection})
     with pytest.raises(UpstreamRejected) as caught:
-        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+        await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order")
     assert caught.value.code == "40570000"
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
@@ -146,7 +146,7 @@ async def test_an_order_refused_for_rate_is_requeued_a_bounded_number_of_times(
     # the limiter is safe. A broker that keeps refusing ends the request after max_requeues.
     await _arm(sim_admin, "TTTC0012U", {"kind": "egw00201"})
     with pytest.raises(UpstreamRateLimited):
-        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order", timeout=30)
+        await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order", timeout=30)
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
     assert len(calls) == 1 + settings.rate_limiter.max_requeues
@@ -155,7 +155,7 @@ async def test_an_order_refused_for_rate_is_requeued_a_bounded_number_of_times(
 
 
 async def test_an_order_goes_through(hub: HubClient, dispatcher: Dispatcher) -> None:
-    response = await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+    response = await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order")
     assert response.body["msg_cd"] == "APBK0013"
     assert response.body["output"]["ODNO"]
 
@@ -167,7 +167,7 @@ async def test_a_refused_token_issuance_is_waited_out_not_hammered(
     (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
     for _ in range(3):
         with pytest.raises(UpstreamRateLimited) as caught:
-            await hub.execute("KIS", "FHKST01010100", PRICE)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         assert caught.value.code == "EGW00133"
     calls = (await sim_admin.get("/__sim/calls")).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
@@ -180,7 +180,7 @@ async def test_an_order_whose_token_could_not_be_had_was_not_sent(
     fault = {"match": {"path": "/oauth2/tokenP"}, "count": -1, "action": {"kind": "reset"}}
     (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
     with pytest.raises(UpstreamTransient):
-        await hub.execute("KIS", "TTTC0012U", ORDER, priority="order")
+        await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order")
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
     assert calls == []

@@ -6,8 +6,8 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import PRICE
 
+from apihub_broker_sim import KIS_PRICE
 from apihub_core import (
     HubClient,
     Keys,
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 async def test_kis_current_price_through_the_hub(
     hub: HubClient, dispatcher: Dispatcher, sim_url: str, redis: aioredis.Redis, keys: Keys
 ) -> None:
-    response = await hub.execute("KIS", "FHKST01010100", PRICE, timeout=10)
+    response = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=10)
 
     assert response.status == 200
     assert response.body["rt_cd"] == "0"
@@ -40,7 +40,7 @@ async def test_kis_current_price_through_the_hub(
 async def test_hub_answer_equals_a_direct_call(
     hub: HubClient, dispatcher: Dispatcher, sim_url: str
 ) -> None:
-    via_hub = await hub.execute("kis", "FHKST01010100", PRICE)
+    via_hub = await hub.execute("kis", "FHKST01010100", KIS_PRICE)
     # The simulator's answer is deterministic for a given clock, so a direct call must match.
     async with httpx.AsyncClient(base_url=sim_url) as http:
         token = (
@@ -51,7 +51,7 @@ async def test_hub_answer_equals_a_direct_call(
         ).json()["access_token"]
         direct = await http.get(
             "/uapi/domestic-stock/v1/quotations/inquire-price",
-            params=PRICE,
+            params=KIS_PRICE,
             headers={
                 "authorization": f"Bearer {token}",
                 "appkey": "k" * 36,
@@ -108,7 +108,7 @@ async def test_unknown_provider_is_refused_before_sending(hub: HubClient) -> Non
 
 async def test_timeout_without_a_dispatcher(hub: HubClient) -> None:
     with pytest.raises(RequestTimeout) as caught:
-        await hub.execute("KIS", "FHKST01010100", PRICE, timeout=0.2)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=0.2)
     assert caught.value.retryable
 
 
@@ -126,7 +126,7 @@ async def test_expired_deadline_is_answered_without_calling_the_broker(
         request_id="late-1",
         provider="KIS",
         tr_id="FHKST01010100",
-        params=PRICE,
+        params=KIS_PRICE,
         reply_to=hub.reply_stream,
         deadline_ms=now_ms() - 1,
     )

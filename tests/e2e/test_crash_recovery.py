@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import DAILY, ORDER, PRICE, dispatcher_process
 
+from apihub_broker_sim import KIS_ORDER, KIS_PRICE, KIWOOM_DAILY
 from apihub_core import HubClient, Keys, OutcomeUnknown, Response
 from apihub_dispatcher import open_dispatcher
 from apihub_runtime import Settings
@@ -22,9 +22,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("token_keeper")]
 
 
 @pytest.fixture
-def victim(redis_url: str, sim_url: str, hub_namespace: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A dispatcher in a child process, to be killed with SIGKILL."""
-    proc = dispatcher_process(
+def victim(
+    redis_url: str,
+    sim_url: str,
+    hub_namespace: str,
+    spawn_dispatcher: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+) -> subprocess.Popen[bytes]:
+    """A dispatcher in a child process, to be killed with SIGKILL (or stopped at teardown)."""
+    return spawn_dispatcher(
         {
             "REDIS_URL": redis_url,
             "APIHUB_NAMESPACE": hub_namespace,
@@ -32,12 +37,6 @@ def victim(redis_url: str, sim_url: str, hub_namespace: str) -> Iterator[subproc
             "APIHUB_KIWOOM_BASE_URL": sim_url,
         }
     )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 async def _arm(sim_admin: httpx.AsyncClient, tr_id: str, *, delay_ms: int, count: int) -> int:
@@ -89,7 +88,7 @@ async def test_request_survives_a_dispatcher_killed_mid_call(
     answers: list[Response] = []
 
     async def call() -> None:
-        answers.append(await hub.execute("KIWOOM", "ka10081", DAILY, timeout=30))
+        answers.append(await hub.execute("KIWOOM", "ka10081", KIWOOM_DAILY, timeout=30))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call)
@@ -122,7 +121,7 @@ async def test_an_order_is_never_sent_twice(
 
     async def order() -> None:
         try:
-            await hub.execute("KIS", "TTTC0012U", ORDER, priority="order", timeout=30)
+            await hub.execute("KIS", "TTTC0012U", KIS_ORDER, priority="order", timeout=30)
         except OutcomeUnknown as exc:
             errors.append(exc)
 
@@ -156,7 +155,7 @@ async def test_graceful_stop_finishes_in_flight_requests(
         await tg.start(running.run)
 
         async def call() -> None:
-            answers.append(await hub.execute("KIS", "FHKST01010100", PRICE, timeout=20))
+            answers.append(await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=20))
 
         async with anyio.create_task_group() as calls:
             for _ in range(5):
@@ -180,7 +179,7 @@ async def test_sigterm_drains_a_dispatcher_process(
     answers: list[Response] = []
 
     async def call() -> None:
-        answers.append(await hub.execute("KIWOOM", "ka10081", DAILY, timeout=30))
+        answers.append(await hub.execute("KIWOOM", "ka10081", KIWOOM_DAILY, timeout=30))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call)

@@ -8,8 +8,8 @@ import uuid
 import anyio
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import PRICE
 
+from apihub_broker_sim import KIS_PRICE
 from apihub_core import DeadLettered, HubClient, Keys, RequestFailed, decode_any, decode_outcome
 from apihub_dispatcher import Dispatcher
 
@@ -22,7 +22,7 @@ def _request(reply_to: str, **overrides: object) -> dict[str, object]:
         "request_id": uuid.uuid4().hex,
         "provider": "KIS",
         "tr_id": "FHKST01010100",
-        "params": PRICE,
+        "params": KIS_PRICE,
         "reply_to": reply_to,
     }
     doc.update(overrides)
@@ -60,7 +60,7 @@ async def test_malformed_entries_go_to_the_dead_letter_stream(
         good_answers: list[str] = []
 
         async def good_call() -> None:
-            response = await hub.execute("KIS", "FHKST01010100", PRICE, timeout=15)
+            response = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=15)
             good_answers.append(response.body["rt_cd"])
 
         for _reason, fields in bad:

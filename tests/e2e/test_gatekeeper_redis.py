@@ -10,8 +10,8 @@ import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import PRICE
 
+from apihub_broker_sim import KIS_PRICE
 from apihub_core import HubClient, HubUnavailable, Keys
 from apihub_dispatcher import open_dispatcher
 from apihub_embedded import EmbeddedRedis
@@ -37,7 +37,7 @@ async def test_permits_live_on_the_gatekeeper_redis_and_events_on_the_hubs(
     tuned = replace(settings, redis_url_gatekeeper=limiter_redis.url)
     async with open_dispatcher(tuned) as running, anyio.create_task_group() as tg:
         await tg.start(running.run)
-        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         running.stop()
     async with aioredis.from_url(limiter_redis.url) as limiter:
         limiter_keys = [k.decode() for k in await limiter.keys("*")]
@@ -55,11 +55,11 @@ async def test_an_unreachable_gatekeeper_redis_fails_closed(
     tuned = replace(settings, redis_url_gatekeeper=limiter_redis.url)
     async with open_dispatcher(tuned) as running, anyio.create_task_group() as tg:
         await tg.start(running.run)
-        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         (await sim_admin.delete("/__sim/calls")).raise_for_status()
         limiter_redis.stop()
         with pytest.raises(HubUnavailable, match="rate limiter"):
-            await hub.execute("KIS", "FHKST01010100", PRICE)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         running.stop()
     calls = (await sim_admin.get("/__sim/calls")).json()
     records = calls["calls"] if isinstance(calls, dict) else calls

@@ -12,8 +12,8 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import DAILY, ORDER, PRICE
 
+from apihub_broker_sim import KIS_ORDER, KIS_PRICE, KIWOOM_DAILY
 from apihub_core import (
     BreakerStateChanged,
     CircuitOpen,
@@ -51,8 +51,8 @@ async def _fault(sim_admin: httpx.AsyncClient, tr_id: str, action: object, count
 @pytest.mark.parametrize(
     ("provider", "tr_id", "params", "kind", "code"),
     [
-        ("KIS", "FHKST01010100", PRICE, "egw00201", "EGW00201"),
-        ("KIWOOM", "ka10081", DAILY, "kiwoom_1700", "1700"),
+        ("KIS", "FHKST01010100", KIS_PRICE, "egw00201", "EGW00201"),
+        ("KIWOOM", "ka10081", KIWOOM_DAILY, "kiwoom_1700", "1700"),
     ],
 )
 async def test_an_upstream_rate_error_is_a_limiter_miss_and_the_request_is_requeued(
@@ -93,7 +93,7 @@ async def test_an_order_refused_for_rate_is_requeued_because_it_was_not_executed
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
     await _fault(sim_admin, "TTTC0012U", "egw00201")
-    response = await hub.execute("KIS", "TTTC0012U", ORDER)
+    response = await hub.execute("KIS", "TTTC0012U", KIS_ORDER)
     assert response.body["rt_cd"] == "0"
     orders = (await sim_admin.get("/__sim/orders")).json()
     assert len(orders) == 1
@@ -108,7 +108,7 @@ async def test_kiwoom_batch_size_1634_is_permanent_and_not_retried(
     }
     await _fault(sim_admin, "ka10081", {"kind": "error", "status": 200, "body": body}, count=-1)
     with pytest.raises(UpstreamRejected) as caught:
-        await hub.execute("KIWOOM", "ka10081", DAILY)
+        await hub.execute("KIWOOM", "ka10081", KIWOOM_DAILY)
     assert caught.value.code == "1634"
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "ka10081"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
@@ -127,7 +127,7 @@ async def test_under_saturation_higher_priorities_are_served_first(
     done: list[tuple[str, int]] = []
 
     async def call(priority: Priority) -> None:
-        await hub.execute("KIS", "FHKST01010100", PRICE, priority=priority, timeout=30)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE, priority=priority, timeout=30)
         done.append((priority, len(done)))
 
     async with open_dispatcher(tuned) as running, anyio.create_task_group() as tg:
@@ -173,7 +173,7 @@ async def test_an_outage_opens_the_breaker_then_one_probe_closes_it(
     redis: aioredis.Redis,
     keys: Keys,
 ) -> None:
-    await hub.execute("KIS", "FHKST01010100", PRICE)  # a token, before the outage
+    await hub.execute("KIS", "FHKST01010100", KIS_PRICE)  # a token, before the outage
     outage = await sim_admin.post(
         "/__sim/conditions",
         json={"outage": {"action": "http_503", "match": {"provider": "KIS"}}},
@@ -183,7 +183,7 @@ async def test_an_outage_opens_the_breaker_then_one_probe_closes_it(
     failures: list[BaseException] = []
     for _ in range(6):
         try:
-            await hub.execute("KIS", "FHKST01010100", PRICE, timeout=0.5)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=0.5)
         except Exception as exc:
             failures.append(exc)
     assert len(failures) == 6
@@ -194,7 +194,7 @@ async def test_an_outage_opens_the_breaker_then_one_probe_closes_it(
 
     (await sim_admin.delete(f"/__sim/conditions/{outage.json()['id']}")).raise_for_status()
     # Within its deadline a caller waits for the half-open probe, which succeeds.
-    response = await hub.execute("KIS", "FHKST01010100", PRICE, timeout=10)
+    response = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=10)
     assert response.status == 200
 
     changes = [
@@ -208,10 +208,10 @@ async def test_an_outage_opens_the_breaker_then_one_probe_closes_it(
 async def test_a_transport_failure_of_an_order_is_outcome_unknown_and_not_retried(
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
-    await hub.execute("KIS", "FHKST01010100", PRICE)
+    await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     await _fault(sim_admin, "TTTC0012U", "reset")
     with pytest.raises(OutcomeUnknown):
-        await hub.execute("KIS", "TTTC0012U", ORDER)
+        await hub.execute("KIS", "TTTC0012U", KIS_ORDER)
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "TTTC0012U"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
 
@@ -221,7 +221,7 @@ async def test_a_transport_failure_of_an_order_is_outcome_unknown_and_not_retrie
 
 @pytest.mark.parametrize(
     ("provider", "tr_id", "params"),
-    [("KIS", "FHKST01010100", PRICE), ("KIWOOM", "ka10081", DAILY)],
+    [("KIS", "FHKST01010100", KIS_PRICE), ("KIWOOM", "ka10081", KIWOOM_DAILY)],
 )
 async def test_a_revoked_token_is_replaced_once_and_requests_retried_transparently(
     hub: HubClient,
@@ -277,7 +277,7 @@ async def test_two_dispatchers_share_one_kiwoom_token(
         await tg.start(second.run)
         async with anyio.create_task_group() as calls:
             for _ in range(20):
-                calls.start_soon(hub.execute, "KIWOOM", "ka10081", DAILY)
+                calls.start_soon(hub.execute, "KIWOOM", "ka10081", KIWOOM_DAILY)
         second.stop()
     stats = (await sim_admin.get("/__sim/stats")).json()
     assert sum(stats["token_issuances"]["KIWOOM"].values()) == 1, "a new token kills the old"
@@ -291,7 +291,7 @@ async def test_no_token_keeper_is_a_clear_error(hub: HubClient, settings: Settin
     async with open_dispatcher(tuned) as lonely, anyio.create_task_group() as tg:
         await tg.start(lonely.run)
         with pytest.raises(Exception, match="token-keeper") as caught:
-            await hub.execute("KIS", "FHKST01010100", PRICE)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         lonely.stop()
     assert caught.type.__name__ == "HubUnavailable"
 
@@ -299,7 +299,7 @@ async def test_no_token_keeper_is_a_clear_error(hub: HubClient, settings: Settin
 async def test_every_stream_event_decodes(
     hub: HubClient, dispatcher: Dispatcher, redis: aioredis.Redis, keys: Keys
 ) -> None:
-    await hub.execute("KIS", "FHKST01010100", PRICE)
+    await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     for stream in (keys.tokens, keys.responses):
         for _, fields in await redis.xrange(stream):
             event = decode_any(fields)
@@ -321,10 +321,10 @@ async def test_a_tr_configured_non_idempotent_is_treated_like_an_order(
     )
     async with open_dispatcher(tuned) as running, anyio.create_task_group() as tg:
         await tg.start(running.run)
-        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         await _fault(sim_admin, "FHKST01010100", "reset")
         with pytest.raises(OutcomeUnknown):
-            await hub.execute("KIS", "FHKST01010100", PRICE)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
         running.stop()
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "FHKST01010100"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 2, "sent once each"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from tests.conftest import ORDER, PRICE
 
+from apihub_broker_sim import KIS_ORDER, KIS_PRICE
 from apihub_core import HubClient, RequestInvalid, Response
 from apihub_dispatcher import Dispatcher
 
@@ -34,7 +34,9 @@ async def test_duplicate_orders_reach_the_broker_once_and_share_the_answer(
 
     async def order() -> None:
         answers.append(
-            await hub.execute("KIS", "TTTC0012U", ORDER, idempotency_key="buy-005930-1", timeout=20)
+            await hub.execute(
+                "KIS", "TTTC0012U", KIS_ORDER, idempotency_key="buy-005930-1", timeout=20
+            )
         )
 
     async with anyio.create_task_group() as tg:
@@ -55,7 +57,7 @@ async def test_duplicate_orders_reach_the_broker_once_and_share_the_answer(
     assert owner.body["output"]["ODNO"], "the broker's order number reaches every caller"
 
     # Long after the first answer, the key still answers from the record, without a call.
-    later = await hub.execute("KIS", "TTTC0012U", ORDER, idempotency_key="buy-005930-1")
+    later = await hub.execute("KIS", "TTTC0012U", KIS_ORDER, idempotency_key="buy-005930-1")
     assert later.replay_of == owner.request_id
     assert later.body == owner.body
     assert len(await _orders(sim_admin)) == 1
@@ -64,9 +66,9 @@ async def test_duplicate_orders_reach_the_broker_once_and_share_the_answer(
 async def test_a_key_reused_for_a_different_order_is_refused(
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
-    await hub.execute("KIS", "TTTC0012U", ORDER, idempotency_key="k-1")
+    await hub.execute("KIS", "TTTC0012U", KIS_ORDER, idempotency_key="k-1")
     with pytest.raises(RequestInvalid, match="different TR or parameters") as caught:
-        await hub.execute("KIS", "TTTC0012U", {**ORDER, "ORD_QTY": "2"}, idempotency_key="k-1")
+        await hub.execute("KIS", "TTTC0012U", {**KIS_ORDER, "ORD_QTY": "2"}, idempotency_key="k-1")
     assert "APIHUB-IDEMPOTENCY-MISMATCH" in str(caught.value)
     assert len(await _orders(sim_admin)) == 1
 
@@ -74,11 +76,11 @@ async def test_a_key_reused_for_a_different_order_is_refused(
 async def test_keys_are_scoped_and_work_for_queries_too(
     hub: HubClient, dispatcher: Dispatcher, sim_admin: httpx.AsyncClient
 ) -> None:
-    first = await hub.execute("KIS", "FHKST01010100", PRICE, idempotency_key="q-1")
-    second = await hub.execute("KIS", "FHKST01010100", PRICE, idempotency_key="q-1")
+    first = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, idempotency_key="q-1")
+    second = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, idempotency_key="q-1")
     assert second.replay_of == first.request_id
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "FHKST01010100"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
     # A different key is a different request.
-    third = await hub.execute("KIS", "FHKST01010100", PRICE, idempotency_key="q-2")
+    third = await hub.execute("KIS", "FHKST01010100", KIS_PRICE, idempotency_key="q-2")
     assert third.replay_of is None

@@ -9,19 +9,18 @@ benchmark's job).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import PRICE, hub_settings
 
-from apihub_broker_sim import SimConfig, ThreadedSimServer
+from apihub_broker_sim import KIS_PRICE, SimConfig, ThreadedSimServer
 from apihub_core import HubClient, Keys, Provider
 from apihub_dispatcher import open_dispatcher
-from apihub_runtime import AccountRate
+from apihub_runtime import AccountRate, Settings
 from apihub_token_keeper import open_token_keeper
 
 pytestmark = pytest.mark.anyio
@@ -41,10 +40,14 @@ def strict_sim() -> Iterator[str]:
 
 
 async def test_two_dispatchers_share_one_budget_and_the_broker_never_says_too_fast(
-    strict_sim: str, redis_url: str, hub_namespace: str, aredis: aioredis.Redis
+    strict_sim: str,
+    make_settings: Callable[..., Settings],
+    redis_url: str,
+    hub_namespace: str,
+    aredis: aioredis.Redis,
 ) -> None:
     (await _post(strict_sim, "/__sim/reset")).raise_for_status()
-    settings = hub_settings(redis_url, strict_sim, hub_namespace)
+    settings = make_settings(strict_sim)
     kis = replace(settings.account(Provider.KIS), rate=AccountRate(per_second=LIMIT))
     settings = replace(
         settings,
@@ -67,7 +70,7 @@ async def test_two_dispatchers_share_one_budget_and_the_broker_never_says_too_fa
 
         async def call() -> None:
             nonlocal answered
-            await hub.execute("KIS", "FHKST01010100", PRICE, timeout=60)
+            await hub.execute("KIS", "FHKST01010100", KIS_PRICE, timeout=60)
             answered += 1
 
         async with anyio.create_task_group() as calls:

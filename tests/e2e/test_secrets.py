@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import DAILY, PRICE, stored_tokens
 
+from apihub_broker_sim import KIS_PRICE, KIWOOM_DAILY
 from apihub_core import HubClient, HubError, Provider
 from apihub_dispatcher import Dispatcher
 from apihub_runtime import Settings
@@ -25,16 +26,17 @@ async def test_no_secret_anywhere_the_run_wrote(
     redis_url: str,
     redis: aioredis.Redis,
     caplog: pytest.LogCaptureFixture,
+    stored_tokens: Callable[[], Awaitable[list[str]]],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     errors: list[str] = []
     # Successes, broker errors, token rejections and dead letters: every path that writes.
-    await hub.execute("KIS", "FHKST01010100", PRICE)
-    await hub.execute("KIWOOM", "ka10081", DAILY)
+    await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
+    await hub.execute("KIWOOM", "ka10081", KIWOOM_DAILY)
     for tr_id, params, kind in [
-        ("FHKST01010100", PRICE, "egw00121"),
-        ("ka10081", DAILY, "kiwoom_8005"),
-        ("FHKST01010100", PRICE, "egw00201"),
+        ("FHKST01010100", KIS_PRICE, "egw00121"),
+        ("ka10081", KIWOOM_DAILY, "kiwoom_8005"),
+        ("FHKST01010100", KIS_PRICE, "egw00201"),
     ]:
         (
             await sim_admin.post(
@@ -55,7 +57,7 @@ async def test_no_secret_anywhere_the_run_wrote(
     for provider in Provider:
         account = settings.account(provider)
         secrets += [account.app_key.reveal(), account.app_secret.reveal()]
-    secrets += await stored_tokens(redis, settings)
+    secrets += await stored_tokens()
     assert len(secrets) >= 5, "both providers issued tokens"
 
     written = list(redis_strings(redis_url))

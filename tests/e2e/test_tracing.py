@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from tests.conftest import PRICE, stored_tokens
 
+from apihub_broker_sim import KIS_PRICE
 from apihub_core import HubClient, Provider, UpstreamRateLimited
 from apihub_dispatcher import Dispatcher
 from apihub_runtime import Settings
@@ -50,8 +50,9 @@ async def test_one_call_is_one_trace_across_the_stream_hop(
     spans: InMemorySpanExporter,
     settings: Settings,
     redis: aioredis.Redis,
+    stored_tokens: Callable[[], Awaitable[list[str]]],
 ) -> None:
-    response = await hub.execute("KIS", "FHKST01010100", PRICE)
+    response = await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     # The dispatcher's span closes after its commit, which may be just after the reply arrived.
     await async_wait_until(lambda: _by_kind(spans.get_finished_spans(), SpanKind.CONSUMER))
     finished = spans.get_finished_spans()
@@ -77,7 +78,7 @@ async def test_one_call_is_one_trace_across_the_stream_hop(
     for provider in Provider:
         account = settings.account(provider)
         secrets += [account.app_key.reveal(), account.app_secret.reveal()]
-    tokens = await stored_tokens(redis, settings)
+    tokens = await stored_tokens()
     assert tokens, "the call used a stored token"
     secrets += tokens
     for span in finished:
@@ -95,7 +96,7 @@ async def test_failures_mark_the_spans(
     fault = {"match": {"tr_id": "FHKST01010100"}, "count": -1, "action": {"kind": "egw00201"}}
     (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
     with pytest.raises(UpstreamRateLimited):
-        await hub.execute("KIS", "FHKST01010100", PRICE)
+        await hub.execute("KIS", "FHKST01010100", KIS_PRICE)
     finished = spans.get_finished_spans()
     (producer,) = _by_kind(finished, SpanKind.PRODUCER)
     attempts = _by_kind(finished, SpanKind.CLIENT)

@@ -641,3 +641,226 @@ async def test_a_slow_handler_keeps_its_lease_and_is_not_reclaimed(
 async def test_renewing_with_nothing_in_flight_is_free(aredis: aioredis.Redis, stream: str) -> None:
     consumer = make_consumer(aredis, stream, Recorder(aredis, stream))
     assert await consumer.renew_leases() == 0
+
+
+# --- the group's watermark ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def progress_key(hub_namespace: str, stream: str) -> str:
+    return Keys(hub_namespace).group_progress(stream, GROUP)
+
+
+@pytest.mark.anyio
+async def test_a_recreated_group_delivers_nothing_twice(
+    aredis: aioredis.Redis, stream: str, progress_key: str
+) -> None:
+    recorder = Recorder(aredis, stream)
+    consumer = make_consumer(aredis, stream, recorder, progress_key=progress_key)
+    async with anyio.create_task_group() as tg:
+        await tg.start(consumer.run)
+        before = await add(aredis, stream, 5)
+        await async_wait_until(lambda: recorder.handled_ids() == set(before), timeout=WAIT)
+        await aredis.xgroup_destroy(stream, GROUP)
+        after = await add(aredis, stream, 3, start=5)
+        await async_wait_until(lambda: recorder.handled_ids() == {*before, *after}, timeout=WAIT)
+        consumer.stop()
+    handled = [d.entry_id for d in recorder.handled]
+    assert sorted(handled) == sorted([*before, *after]), "an entry was handled twice"
+    (group,) = await aredis.xinfo_groups(stream)
+    assert group["last-delivered-id"] == after[-1]
+
+
+@pytest.mark.anyio
+async def test_the_watermark_follows_every_delivery(
+    aredis: aioredis.Redis, stream: str, progress_key: str
+) -> None:
+    recorder = Recorder(aredis, stream)
+    consumer = make_consumer(aredis, stream, recorder, progress_key=progress_key)
+    async with anyio.create_task_group() as tg:
+        await tg.start(consumer.run)
+        entries = await add(aredis, stream, 4)
+        await async_wait_until(lambda: len(recorder.handled) == 4, timeout=WAIT)
+        # The last batch's mark travels with the next (blocking) read.
+        await async_wait_until(
+            lambda: aredis.get(progress_key), timeout=WAIT, message="watermark written"
+        )
+
+        async def caught_up() -> bool:
+            return await aredis.get(progress_key) == entries[-1]
+
+        await async_wait_until(caught_up, timeout=WAIT)
+        consumer.stop()
+
+
+@pytest.mark.anyio
+async def test_a_group_created_while_a_watermark_exists_starts_after_it(
+    aredis: aioredis.Redis, stream: str, progress_key: str
+) -> None:
+    done = await add(aredis, stream, 3)
+    await aredis.set(progress_key, done[-1])
+    fresh = await add(aredis, stream, 2, start=3)
+    assert await ensure_group(aredis, stream, GROUP, progress_key=progress_key)
+    assert not await ensure_group(aredis, stream, GROUP, progress_key=progress_key)
+    batches = await aredis.xreadgroup(GROUP, "c1", {stream: ">"}, count=10)
+    assert [entry_id for entry_id, _ in batches[0][1]] == fresh
+
+
+@pytest.mark.anyio
+async def test_a_newer_id_seen_by_the_recreating_consumer_raises_the_watermark(
+    aredis: aioredis.Redis, stream: str, progress_key: str
+) -> None:
+    entries = await add(aredis, stream, 4)
+    await aredis.set(progress_key, entries[0])
+    await ensure_group(aredis, stream, GROUP, progress_key=progress_key, seen=entries[2])
+    assert await aredis.get(progress_key) == entries[2]
+    batches = await aredis.xreadgroup(GROUP, "c1", {stream: ">"}, count=10)
+    assert [entry_id for entry_id, _ in batches[0][1]] == [entries[3]]
+    # An older id never lowers it.
+    await aredis.xgroup_destroy(stream, GROUP)
+    await ensure_group(aredis, stream, GROUP, progress_key=progress_key, seen=entries[1])
+    assert await aredis.get(progress_key) == entries[2]
+
+
+# --- the drain ----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_drain_releases_waiting_handlers_and_lets_working_ones_finish(
+    aredis: aioredis.Redis, stream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(aredis, stream)
+    waiting: set[bytes] = set()
+    working = anyio.Event()
+    finish = anyio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        if delivery.fields[b"data"] == b"entry-0":
+            working.set()
+            await finish.wait()  # at the broker: seen through
+            await recorder.handle(delivery)
+            return
+        with delivery.releasable():
+            waiting.add(delivery.entry_id)
+            await anyio.Event().wait()  # waiting for a permit that never comes
+
+    caplog.set_level(logging.INFO, logger="apihub.consumer")
+    await ensure_group(aredis, stream, GROUP)
+    busy, *idle = await add(aredis, stream, 4)
+    consumer = make_consumer(aredis, stream, recorder, handler=handler, reclaim_idle_ms=60_000)
+    with anyio.fail_after(WAIT):
+        async with anyio.create_task_group() as tg:
+            await tg.start(consumer.run)
+            await working.wait()
+            await async_wait_until(lambda: waiting == set(idle), timeout=WAIT)
+            consumer.stop()
+            await anyio.wait_all_tasks_blocked()
+            assert consumer.in_flight == 1, "the waiting handlers were released at once"
+            finish.set()
+    assert recorder.handled_ids() == {busy}
+    assert (consumer.drain.finished, consumer.drain.released, consumer.drain.cancelled) == (1, 3, 0)
+    assert consumer.drain.handed_back == 3
+    assert "draining: 4 in flight (3 only waiting" in caplog.text
+    assert "drained: 1 finished, 3 released, 0 cancelled; 3 entries left pending" in caplog.text
+
+    # Handed back: the next consumer takes them on its first pass, without the 60 s idle wait.
+    successor = make_consumer(aredis, stream, recorder, name="c2", reclaim_idle_ms=60_000)
+    async with anyio.create_task_group() as work:
+        assert await successor.reclaim_once(work) == 3
+    assert recorder.handled_ids() == {busy, *idle}
+    assert await pending_by_consumer(aredis, stream) == {}
+
+
+@pytest.mark.anyio
+async def test_a_handler_entering_a_releasable_wait_during_the_drain_is_released(
+    aredis: aioredis.Redis, stream: str
+) -> None:
+    recorder = Recorder(aredis, stream)
+    started = anyio.Event()
+    go_on = anyio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        started.set()
+        await go_on.wait()  # not releasable: the drain lets it run on ...
+        with delivery.releasable():  # ... until it would wait again
+            await recorder.handle(delivery)  # pragma: no cover - never reached
+
+    (entry_id,) = await add(aredis, stream, 1)
+    consumer = make_consumer(aredis, stream, recorder, handler=handler)
+    with anyio.fail_after(WAIT):
+        async with anyio.create_task_group() as tg:
+            await tg.start(consumer.run)
+            await started.wait()
+            consumer.stop()
+            go_on.set()
+    assert recorder.handled == []
+    assert consumer.drain.released == 1
+    assert await pending_by_consumer(aredis, stream) == {entry_id: b"c1"}
+
+
+@pytest.mark.anyio
+async def test_entries_waiting_for_a_slot_are_released_by_the_drain(
+    aredis: aioredis.Redis, stream: str
+) -> None:
+    recorder = Recorder(aredis, stream)
+    started = anyio.Event()
+    finish = anyio.Event()
+
+    async def one_at_a_time(delivery: Delivery) -> None:
+        started.set()
+        await finish.wait()
+        await recorder.handle(delivery)
+
+    await ensure_group(aredis, stream, GROUP)
+    await add(aredis, stream, 3)
+    dead = await read_as(aredis, stream, "dead", 3)
+    # The first reclaim pass takes all three, but there is one slot: two wait for it.
+    consumer = make_consumer(
+        aredis, stream, recorder, handler=one_at_a_time, concurrency=1, reclaim_idle_ms=0
+    )
+    with anyio.fail_after(WAIT):
+        async with anyio.create_task_group() as tg:
+            await tg.start(consumer.run)
+            await started.wait()
+            await async_wait_until(lambda: consumer.in_flight == 3, timeout=WAIT)
+            consumer.stop()
+            await anyio.wait_all_tasks_blocked()
+            assert consumer.in_flight == 1
+            finish.set()
+    assert len(recorder.handled) == 1
+    assert (consumer.drain.finished, consumer.drain.released) == (1, 2)
+    pending = await pending_by_consumer(aredis, stream)
+    assert set(pending) == set(dead) - recorder.handled_ids()
+
+
+# --- dead consumers -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_idle_consumers_with_nothing_pending_are_removed(
+    aredis: aioredis.Redis, stream: str
+) -> None:
+    await ensure_group(aredis, stream, GROUP)
+    await add(aredis, stream, 1)
+    await read_as(aredis, stream, "holds-an-entry", 1)
+    await aredis.xgroup_createconsumer(stream, GROUP, "gone")  # 0 pending
+    consumer = make_consumer(aredis, stream, Recorder(aredis, stream), reclaim_idle_ms=0)
+    await aredis.xgroup_createconsumer(stream, GROUP, "c1")  # this consumer itself
+
+    async def idle_past_zero() -> bool:
+        rows = await aredis.xinfo_consumers(stream, GROUP)
+        return all(int(row["idle"]) > 0 for row in rows)
+
+    await async_wait_until(idle_past_zero, timeout=WAIT)
+    assert await consumer.forget_dead_consumers() == ["gone"]
+    names = {row["name"] for row in await aredis.xinfo_consumers(stream, GROUP)}
+    assert names == {b"holds-an-entry", b"c1"}
+
+
+@pytest.mark.anyio
+async def test_recently_active_consumers_are_kept(aredis: aioredis.Redis, stream: str) -> None:
+    await ensure_group(aredis, stream, GROUP)
+    await aredis.xgroup_createconsumer(stream, GROUP, "alive")
+    consumer = make_consumer(aredis, stream, Recorder(aredis, stream), reclaim_idle_ms=60_000)
+    assert await consumer.forget_dead_consumers() == []
+    assert [row["name"] for row in await aredis.xinfo_consumers(stream, GROUP)] == [b"alive"]

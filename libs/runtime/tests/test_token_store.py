@@ -55,6 +55,20 @@ async def test_only_one_holder_and_fences_increase(
     assert second.fence > first.fence
 
 
+async def test_a_lost_fence_counter_never_hands_out_a_fence_below_the_guarded_one(
+    aredis: aioredis.Redis, hub_namespace: str
+) -> None:
+    keys = Keys(hub_namespace)
+    lock = _lock(aredis, keys)
+    lease = await lock.try_acquire(ttl_ms=10_000, above=41)
+    assert lease is not None
+    assert lease.fence == 42
+    assert await lock.release(lease)
+    following = await lock.try_acquire(ttl_ms=10_000, above=3)
+    assert following is not None
+    assert following.fence == 43, "an older floor changes nothing"
+
+
 async def test_an_expired_holder_cannot_release_its_successor(
     aredis: aioredis.Redis, hub_namespace: str
 ) -> None:

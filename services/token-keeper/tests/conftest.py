@@ -59,7 +59,7 @@ def make_settings(
     return replace(settings, token_keeper=replace(settings.token_keeper, **fast))
 
 
-class Hub:
+class TokenFleet:
     """Keepers and token readers of one test; everything started is stopped at teardown."""
 
     def __init__(
@@ -187,18 +187,18 @@ class Hub:
 
 
 @asynccontextmanager
-async def running_hub(
+async def running_fleet(
     settings: Settings, redis: aioredis.Redis, sim_url: str
-) -> AsyncIterator[Hub]:
+) -> AsyncIterator[TokenFleet]:
     """A :class:`Hub`; on exit stops every keeper and reader (bounded), then closes clients."""
     async with AsyncExitStack() as resources, anyio.create_task_group() as tg:
-        hub = Hub(settings, redis, tg, resources, sim_url)
+        fleet = TokenFleet(settings, redis, tg, resources, sim_url)
         try:
-            yield hub
+            yield fleet
         finally:
-            hub.stop_all()
+            fleet.stop_all()
             with anyio.fail_after(20):
-                for done in hub.stopped.values():
+                for done in fleet.stopped.values():
                     await done.wait()
 
 
@@ -211,18 +211,20 @@ def settings(redis_url: str, fast_sim_url: str, hub_namespace: str, tmp_path: Pa
 
 
 @pytest.fixture
-async def hub(settings: Settings, aredis: aioredis.Redis, fast_sim_url: str) -> AsyncIterator[Hub]:
-    """A hub on the fast simulator."""
-    async with running_hub(settings, aredis, fast_sim_url) as running:
+async def fleet(
+    settings: Settings, aredis: aioredis.Redis, fast_sim_url: str
+) -> AsyncIterator[TokenFleet]:
+    """A token fleet (keepers and readers) on the fast simulator."""
+    async with running_fleet(settings, aredis, fast_sim_url) as running:
         yield running
 
 
 @pytest.fixture
-async def kis_hub(
+async def kis_fleet(
     redis_url: str, sim_url: str, hub_namespace: str, tmp_path: Path, aredis: aioredis.Redis
-) -> AsyncIterator[Hub]:
-    """A hub on the session simulator, with KIS's real rules (60 s window, 6 h same token)
+) -> AsyncIterator[TokenFleet]:
+    """A token fleet on the session simulator, with KIS's real rules (60 s window, 6 h same token)
     and the keeper's default windows."""
     settings = make_settings(redis_url, sim_url, hub_namespace, tmp_path)
-    async with running_hub(settings, aredis, sim_url) as running:
+    async with running_fleet(settings, aredis, sim_url) as running:
         yield running

@@ -26,12 +26,12 @@ async def _get_all(sources: list[SharedTokenSource], account: AccountConfig) -> 
     return tokens
 
 
-async def test_herd_of_cold_dispatchers_costs_one_issuance(kis_hub) -> None:
+async def test_herd_of_cold_dispatchers_costs_one_issuance(kis_fleet) -> None:
     # KIS's own rules (60 s window, same token within 6 h) and two keeper replicas.
-    await kis_hub.keeper()
-    await kis_hub.keeper()
-    sources = [await kis_hub.source(f"dispatcher-{i}") for i in range(50)]
-    account = kis_hub.account()
+    await kis_fleet.keeper()
+    await kis_fleet.keeper()
+    sources = [await kis_fleet.source(f"dispatcher-{i}") for i in range(50)]
+    account = kis_fleet.account()
 
     tokens = await _get_all(sources, account)
 
@@ -39,22 +39,22 @@ async def test_herd_of_cold_dispatchers_costs_one_issuance(kis_hub) -> None:
     assert len({t.value.reveal() for t in tokens}) == 1
     assert len({t.fence for t in tokens}) == 1
     assert tokens[0].fence > 0
-    assert await kis_hub.issuances(account) == 1
-    assert await kis_hub.rejections() == {}
+    assert await kis_fleet.issuances(account) == 1
+    assert await kis_fleet.rejections() == {}
     assert all(s.requests_sent <= 1 for s in sources)  # one request per process at most
-    await kis_hub.settled()
-    assert len(await kis_hub.events(TokenIssued)) == 1
-    assert len(await kis_hub.events(TokenRequested)) <= 50
+    await kis_fleet.settled()
+    assert len(await kis_fleet.events(TokenIssued)) == 1
+    assert len(await kis_fleet.events(TokenRequested)) <= 50
 
 
-async def test_window_holds_back_a_refresh_under_a_herd(hub, caplog) -> None:
+async def test_window_holds_back_a_refresh_under_a_herd(fleet, caplog) -> None:
     # The simulator refuses a second issuance within WINDOW_S exactly like KIS does within a
     # minute; the keepers' window must hold every refresh back so it never has to.
     caplog.set_level(logging.INFO, logger="apihub.token_keeper.window")
-    await hub.keeper()
-    await hub.keeper()
-    sources = [await hub.source(f"dispatcher-{i}") for i in range(20)]
-    account = hub.account()
+    await fleet.keeper()
+    await fleet.keeper()
+    sources = [await fleet.source(f"dispatcher-{i}") for i in range(20)]
+    account = fleet.account()
     first = await _get_all(sources, account)
     fences = {first[0].fence}
 
@@ -71,10 +71,10 @@ async def test_window_holds_back_a_refresh_under_a_herd(hub, caplog) -> None:
         fences.add(renewed[0].fence)
 
     assert len(fences) == 3
-    assert await hub.issuances(account) == 3
-    assert await hub.rejections() == {}  # never EGW00133
+    assert await fleet.issuances(account) == 3
+    assert await fleet.rejections() == {}  # never EGW00133
     assert "is taken; waiting" in caplog.text  # the window did hold a refresh back
-    await hub.settled()
-    refreshed = await hub.events(TokenRefreshed)
+    await fleet.settled()
+    refreshed = await fleet.events(TokenRefreshed)
     assert [e.reason for e in refreshed] == ["invalidated", "invalidated"]
     assert all(e.provider == Provider.KIS.value for e in refreshed)

@@ -13,19 +13,19 @@ from apihub_testing import async_wait_until
 pytestmark = pytest.mark.anyio
 
 
-async def test_dispatchers_switch_to_the_new_token_after_an_invalidation(hub) -> None:
-    await hub.keeper()
-    await hub.keeper()
-    account = hub.account(Provider.KIWOOM)
-    sources = [await hub.source(f"dispatcher-{i}") for i in range(5)]
+async def test_dispatchers_switch_to_the_new_token_after_an_invalidation(fleet) -> None:
+    await fleet.keeper()
+    await fleet.keeper()
+    account = fleet.account(Provider.KIWOOM)
+    sources = [await fleet.source(f"dispatcher-{i}") for i in range(5)]
     old = [await s.get(account) for s in sources]
     assert len({t.value.reveal() for t in old}) == 1
-    assert await hub.issuances(account) == 1
+    assert await fleet.issuances(account) == 1
 
     # One dispatcher gets 8005; the others have not noticed anything yet.
     await sources[0].invalidate(account, old[0], code="8005")
-    await async_wait_until(lambda: hub.events(TokenRefreshed), timeout=20)
-    (refreshed,) = await hub.events(TokenRefreshed)
+    await async_wait_until(lambda: fleet.events(TokenRefreshed), timeout=20)
+    (refreshed,) = await fleet.events(TokenRefreshed)
     assert refreshed.replaces_fence == old[0].fence
 
     # The watchers drop the revoked token without waiting for a failed call.
@@ -37,7 +37,7 @@ async def test_dispatchers_switch_to_the_new_token_after_an_invalidation(hub) ->
     new = [await s.get(account) for s in sources]
     assert {t.fence for t in new} == {refreshed.fence}
     assert sum(s.switches for s in sources[1:]) == 4
-    assert await hub.issuances(account) == 2  # only the keeper ever issued
+    assert await fleet.issuances(account) == 2  # only the keeper ever issued
 
     spec = lookup_tr(Provider.KIWOOM, "ka10001")
     assert spec is not None

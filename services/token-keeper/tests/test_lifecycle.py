@@ -19,56 +19,56 @@ from apihub_token_keeper import IssueWindow, WindowBusy
 pytestmark = pytest.mark.anyio
 
 
-async def test_eager_keeper_issues_for_every_account_at_start(hub) -> None:
-    await hub.keeper(eager=True)
+async def test_eager_keeper_issues_for_every_account_at_start(fleet) -> None:
+    await fleet.keeper(eager=True)
 
     async def both() -> bool:
-        return len(await hub.events(TokenIssued)) == 2
+        return len(await fleet.events(TokenIssued)) == 2
 
     await async_wait_until(both, timeout=20, message="not every account got a token")
-    issued = await hub.events(TokenIssued)
+    issued = await fleet.events(TokenIssued)
     assert {(e.provider, e.reason) for e in issued} == {("KIS", "startup"), ("KIWOOM", "startup")}
     for provider in Provider:
-        assert await hub.issuances(hub.account(provider)) == 1
+        assert await fleet.issuances(fleet.account(provider)) == 1
 
 
-async def test_a_lazy_keeper_issues_nothing_unasked(hub) -> None:
-    keeper = await hub.keeper()
+async def test_a_lazy_keeper_issues_nothing_unasked(fleet) -> None:
+    keeper = await fleet.keeper()
     assert await keeper.scan_once() == 0
-    await hub.redis.xadd(
-        hub.keys.tokens,
+    await fleet.redis.xadd(
+        fleet.keys.tokens,
         encode_entry(
             TokenIssued(provider="KIS", account="x", fence=1, expires_at_ms=1, issued_at_ms=1)
         ),
     )
-    await hub.settled()  # its own kind of event is acknowledged and ignored
-    assert await hub.issuances(hub.account()) == 0
+    await fleet.settled()  # its own kind of event is acknowledged and ignored
+    assert await fleet.issuances(fleet.account()) == 0
 
 
-async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(hub) -> None:
-    keeper = await hub.keeper(kis_issue_window_s=60.0)
-    account = hub.account()
+async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(fleet) -> None:
+    keeper = await fleet.keeper(kis_issue_window_s=60.0)
+    account = fleet.account()
     # Someone issued a moment ago: the keeper must wait out a minute while holding the lock.
     window = keeper.issuer.window(account)
     await window.restart("elsewhere")
-    await hub.redis.xadd(
-        hub.keys.tokens, encode_entry(TokenRequested(provider="KIS", account="default"))
+    await fleet.redis.xadd(
+        fleet.keys.tokens, encode_entry(TokenRequested(provider="KIS", account="default"))
     )
     lock_key = keeper.issuer.lock(account).key
 
     async def locked() -> bool:
-        return bool(await hub.redis.exists(lock_key))
+        return bool(await fleet.redis.exists(lock_key))
 
     await async_wait_until(locked, timeout=10, message="the keeper never took the lock")
 
     keeper.stop()
     with anyio.fail_after(15):
-        await hub.stopped[id(keeper)].wait()
+        await fleet.stopped[id(keeper)].wait()
 
-    assert not await hub.redis.exists(lock_key)
-    pending = await hub.redis.xpending(hub.keys.tokens, hub.settings.token_keeper.group)
+    assert not await fleet.redis.exists(lock_key)
+    pending = await fleet.redis.xpending(fleet.keys.tokens, fleet.settings.token_keeper.group)
     assert pending["pending"] == 1  # another replica takes it over
-    assert await hub.issuances(account) == 0
+    assert await fleet.issuances(account) == 0
 
 
 async def test_the_window_waits_for_its_expiry(aredis) -> None:
@@ -116,17 +116,17 @@ def keeper_process(
             proc.stderr.close()
 
 
-async def test_the_entry_point_serves_tokens_and_stops_on_sigterm(hub, keeper_process) -> None:
+async def test_the_entry_point_serves_tokens_and_stops_on_sigterm(fleet, keeper_process) -> None:
     async def group_exists() -> bool:
         try:
-            groups = await hub.redis.xinfo_groups(hub.keys.tokens)
+            groups = await fleet.redis.xinfo_groups(fleet.keys.tokens)
         except Exception:
             return False
         return bool(groups)
 
     await async_wait_until(group_exists, timeout=30, message="the keeper process never started")
-    reader = await hub.source()
-    token = await reader.get(hub.account())
+    reader = await fleet.source()
+    token = await reader.get(fleet.account())
     assert token.fence > 0
 
     keeper_process.send_signal(signal.SIGTERM)
@@ -135,13 +135,13 @@ async def test_the_entry_point_serves_tokens_and_stops_on_sigterm(hub, keeper_pr
     stderr = keeper_process.stderr.read().decode() if keeper_process.stderr else ""
     assert "received SIGTERM: draining" in stderr
     assert token.value.reveal() not in stderr
-    assert not [key async for key in hub.redis.scan_iter(f"{hub.keys.namespace}:token-lock:*")]
+    assert not [key async for key in fleet.redis.scan_iter(f"{fleet.keys.namespace}:token-lock:*")]
 
 
-async def test_an_undecodable_entry_is_dead_lettered(hub) -> None:
-    await hub.keeper()
-    await hub.redis.xadd(hub.keys.tokens, {"type": "token.requested", "data": "{not json"})
-    await hub.settled()
-    letters = await hub.redis.xrange(hub.keys.dead_letter)
+async def test_an_undecodable_entry_is_dead_lettered(fleet) -> None:
+    await fleet.keeper()
+    await fleet.redis.xadd(fleet.keys.tokens, {"type": "token.requested", "data": "{not json"})
+    await fleet.settled()
+    letters = await fleet.redis.xrange(fleet.keys.dead_letter)
     assert len(letters) == 1
     assert b"bad_encoding" in letters[0][1][b"data"]

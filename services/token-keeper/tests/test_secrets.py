@@ -12,13 +12,13 @@ from apihub_testing import redis_strings
 pytestmark = pytest.mark.anyio
 
 
-async def test_no_secret_reaches_redis_or_the_logs(hub, redis_url, caplog) -> None:
+async def test_no_secret_reaches_redis_or_the_logs(fleet, redis_url, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    await hub.keeper()
-    reader = await hub.source()
+    await fleet.keeper()
+    reader = await fleet.source()
     secrets: set[str] = set()
     for provider in Provider:
-        account = hub.account(provider)
+        account = fleet.account(provider)
         secrets |= {account.app_key.reveal(), account.app_secret.reveal()}
         token = await reader.get(account)
         secrets.add(token.value.reveal())
@@ -26,11 +26,11 @@ async def test_no_secret_reaches_redis_or_the_logs(hub, redis_url, caplog) -> No
         renewed = await reader.get(account)
         assert renewed.fence > token.fence
         secrets.add(renewed.value.reveal())
-    await hub.settled()
+    await fleet.settled()
 
     assert len(secrets) == 8  # two app keys, two secrets, four tokens
     texts = list(redis_strings(redis_url))
-    assert any(key == hub.keys.tokens for key, _ in texts)  # the streams were scanned
+    assert any(key == fleet.keys.tokens for key, _ in texts)  # the streams were scanned
     for secret in secrets:
         assert not any(secret in text for _key, text in texts)
         assert secret not in caplog.text
@@ -38,9 +38,9 @@ async def test_no_secret_reaches_redis_or_the_logs(hub, redis_url, caplog) -> No
             assert secret not in str(record.args)
 
 
-async def test_a_refused_secret_surfaces_without_secrets(hub, caplog) -> None:
+async def test_a_refused_secret_surfaces_without_secrets(fleet, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    await hub.arm(
+    await fleet.arm(
         {
             "match": {"path": "/oauth2/tokenP"},
             "count": -1,
@@ -54,16 +54,16 @@ async def test_a_refused_secret_surfaces_without_secrets(hub, caplog) -> None:
             },
         }
     )
-    await hub.keeper()
-    reader = await hub.source()
-    account = hub.account()
+    await fleet.keeper()
+    reader = await fleet.source()
+    account = fleet.account()
 
     with pytest.raises(UpstreamRejected) as caught:
         await reader.get(account)
 
     assert caught.value.code == "EGW00105"
     assert "gave up" in str(caught.value)
-    assert await hub.issuances(account) == 0
+    assert await fleet.issuances(account) == 0
     for secret in (account.app_key.reveal(), account.app_secret.reveal()):
         assert secret not in str(caught.value)
         assert secret not in repr(caught.value)

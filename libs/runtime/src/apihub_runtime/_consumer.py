@@ -475,7 +475,7 @@ class StreamConsumer:
                 if not self._spawn(work, delivery):
                     continue
                 claimed += 1
-                log.info(
+                log.debug(
                     "%s: reclaimed %s (delivery %d)",
                     self.consumer,
                     delivery.id_text,
@@ -484,6 +484,8 @@ class StreamConsumer:
             if next_start in (b"0-0", "0-0"):
                 break
             start = next_start
+        if claimed:
+            log.info("%s: reclaimed %d entries left pending by others", self.consumer, claimed)
         return claimed
 
     async def forget_dead_consumers(self) -> list[str]:

@@ -21,7 +21,15 @@ log = logging.getLogger("apihub.lock")
 
 _ACQUIRE_LUA: Final = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+  local fence = redis.call('INCR', KEYS[2])
+  local floor = tonumber(ARGV[3])
+  if fence <= floor then
+    -- The counter is behind what it guards (it was lost or reset): never hand out a fence
+    -- that the store would refuse.
+    fence = floor + 1
+    redis.call('SET', KEYS[2], fence)
+  end
+  return fence
 end
 redis.call('HINCRBY', KEYS[3], KEYS[1], 1)
 return 0
@@ -65,12 +73,17 @@ class FencedLock:
         self._release = redis.register_script(_RELEASE_LUA)
         self._extend = redis.register_script(_EXTEND_LUA)
 
-    async def try_acquire(self, ttl_ms: int) -> Lease | None:
-        """The lease if the lock was free, else ``None`` (and the contention is counted)."""
+    async def try_acquire(self, ttl_ms: int, *, above: int = 0) -> Lease | None:
+        """The lease if the lock was free, else ``None`` (and the contention is counted).
+
+        The fence is greater than every earlier holder's and than ``above`` (the fence of what
+        the lock guards, e.g. the stored token), even if the fence counter was lost.
+        """
         owner = secrets.token_hex(16)
         fence = int(
             await self._acquire(
-                keys=[self.key, self._fence_key, self._contention_key], args=[owner, ttl_ms]
+                keys=[self.key, self._fence_key, self._contention_key],
+                args=[owner, ttl_ms, above],
             )
         )
         if fence == 0:

@@ -168,9 +168,10 @@ async def serve(
             async with service as running, anyio.create_task_group() as tg:
                 signals.on_drain = running.stop
                 await tg.start(running.run)
-                log.info("%s ready", name)
-                if on_ready is not None:
-                    on_ready()
+                if not signals.draining:
+                    log.info("%s ready", name)
+                    if on_ready is not None:
+                        on_ready()
         if work.cancelled_caught and not signals.forced_by:
             log.info("%s: stopped before it was ready", name)
         log.info("%s stopped%s", name, " (forced)" if signals.forced_by else "")

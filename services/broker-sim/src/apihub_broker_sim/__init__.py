@@ -10,10 +10,14 @@ from ._app import create_app
 from ._clock import KST, SimClock
 from ._config import SimConfig
 from ._recorder import appkey_fingerprint
+from ._samples import KIS_ORDER, KIS_PRICE, KIWOOM_DAILY
 from ._server import SimServer, ThreadedSimServer, run_simulator
 from ._state import SimState
 
 __all__ = [
+    "KIS_ORDER",
+    "KIS_PRICE",
+    "KIWOOM_DAILY",
     "KST",
     "SimClock",
     "SimConfig",

@@ -115,11 +115,18 @@ async def run_hub(
 
     def ready() -> None:
         resolved = opened[0].settings
+        announced.append(True)
         announce(
             f"apihub ready: redis={resolved.redis_url} namespace={resolved.namespace} "
             "(Ctrl-C to stop)"
         )
 
+    announced: list[bool] = []
     status = await serve(hub(), name="apihub", on_ready=ready)
-    announce("apihub stopped" + (" (forced)" if status else ": in-flight requests finished"))
+    if status:
+        announce("apihub stopped (forced: requests it held stay pending for the next start)")
+    elif announced:
+        announce("apihub stopped: in-flight requests finished")
+    else:
+        announce("apihub stopped before it was ready")
     return status

@@ -141,10 +141,11 @@ class Issuer:
     async def ensure(self, account: AccountConfig, need: Need) -> Result:
         """Make the store satisfy ``need`` for ``account``, issuing at most once."""
         key = self.token_key(account)
-        if self.met(need, await self._store.get(key)):
+        stored = await self._store.get(key)
+        if self.met(need, stored):
             return "met"
         lock = self.lock(account)
-        lease = await self._acquire(lock, key, need, account)
+        lease = await self._acquire(lock, key, need, account, above=stored.fence if stored else 0)
         if lease is None:
             return "met" if self.met(need, await self._store.get(key)) else "busy"
         result: Result = "lost"
@@ -163,7 +164,7 @@ class Issuer:
         return result
 
     async def _acquire(
-        self, lock: FencedLock, key: str, need: Need, account: AccountConfig
+        self, lock: FencedLock, key: str, need: Need, account: AccountConfig, *, above: int
     ) -> Lease | None:
         # Another replica holding the lock is doing this very work: poll until its token shows
         # up or the lock frees. Bounded by what a holder may take: every attempt plus windows.
@@ -173,7 +174,7 @@ class Issuer:
         delay = _POLL_START_S
         with anyio.move_on_after(bound):
             while True:
-                lease = await lock.try_acquire(self._tuning.lock_ttl_ms)
+                lease = await lock.try_acquire(self._tuning.lock_ttl_ms, above=above)
                 if lease is not None:
                     return lease
                 if self.met(need, await self._store.get(key)):
