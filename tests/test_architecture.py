@@ -225,7 +225,9 @@ SURFACES: dict[str, set[str]] = {
         "pool_exhausted",
         "raise_for_failure",
         "redis_client",
+        "start_span",
         "tracer",
+        "tracing_enabled",
         "wire_code",
     },
     "apihub_runtime": {
@@ -289,6 +291,7 @@ SURFACES: dict[str, set[str]] = {
         "known_trs",
         "lookup_tr",
         "make_http_client",
+        "make_transport",
     },
     "apihub_governance": {
         "RATE_LIMIT_CODE",

@@ -447,3 +447,81 @@ async def test_script_errors_fail_open_and_recovery_is_logged(
     levels = [r.levelno for r in caplog.records]
     assert levels == [logging.WARNING, logging.DEBUG, logging.INFO]
     assert "reachable again" in caplog.records[-1].getMessage()
+
+
+# -- the local view ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def watched(make_breaker: MakeBreaker) -> AsyncIterator[CircuitBreaker]:
+    """A breaker whose watcher runs, as in a dispatcher."""
+    breaker = await make_breaker(SLOW, member="watched")
+    async with anyio.create_task_group() as tg:
+        await tg.start(breaker.run)
+        yield breaker
+        breaker.stop()
+
+
+async def test_a_healthy_family_is_admitted_without_a_round_trip(watched: CircuitBreaker) -> None:
+    first = await watched.admit(P, F)
+    assert first.allowed
+    assert watched.local_admissions == 0, "the first admission asks Redis"
+    for _ in range(5):
+        admission = await watched.admit(P, F)
+        assert admission.allowed
+        assert admission.clean
+        await watched.record(P, F, admission, "success")
+    assert watched.local_admissions == 5
+    assert (await watched.admit(P, "chart")).allowed
+    assert watched.local_admissions == 5, "another family is learnt on its own"
+
+
+async def test_a_breaker_opened_elsewhere_is_seen_at_once(
+    watched: CircuitBreaker, make_breaker: MakeBreaker
+) -> None:
+    await watched.admit(P, F)
+    other = await make_breaker(SLOW, member="other")
+    await _fail(other, 5)
+
+    async def refused() -> bool:
+        return not (await watched.admit(P, F)).allowed
+
+    await async_wait_until(refused, timeout=10, message="the open breaker was never seen")
+    admission = await watched.admit(P, F)
+    assert admission.state == "open"
+    assert admission.retry_after_s > 0
+
+
+async def test_a_failure_recorded_here_makes_the_next_admission_ask_again(
+    watched: CircuitBreaker,
+) -> None:
+    await watched.admit(P, F)
+    admission = await watched.admit(P, F)
+    assert watched.local_admissions == 1
+    await watched.record(P, F, admission, "failure")
+    after = await watched.admit(P, F)
+    assert watched.local_admissions == 1, "asked Redis: a failure is counted there"
+    assert not after.clean
+    await watched.record(P, F, after, "success")  # resets the count ...
+    await watched.admit(P, F)  # ... which the next script admission sees
+    await watched.admit(P, F)
+    assert watched.local_admissions == 2
+
+
+async def test_without_its_watcher_every_admission_asks_redis(make_breaker: MakeBreaker) -> None:
+    breaker = await make_breaker(SLOW)
+    for _ in range(3):
+        assert (await breaker.admit(P, F)).allowed
+    assert breaker.local_admissions == 0
+
+
+async def test_a_stopped_watcher_stops_the_local_view(make_breaker: MakeBreaker) -> None:
+    breaker = await make_breaker(SLOW)
+    async with anyio.create_task_group() as tg:
+        await tg.start(breaker.run)
+        await breaker.admit(P, F)
+        await breaker.admit(P, F)
+        assert breaker.local_admissions == 1
+        breaker.stop()
+    await breaker.admit(P, F)
+    assert breaker.local_admissions == 1

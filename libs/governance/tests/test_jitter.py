@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_from_settings() -> None:
         estimator.add(float(i))
     assert estimator.count == 25
     assert estimator.margin_ms == 24.0
+
+
+def test_the_running_spread_equals_a_full_scan() -> None:
+    # The estimator keeps its max and min incrementally; compare with the plain definition
+    # (max - min over the kept window) at every step of a long seeded sequence.
+    rng = random.Random(20251202)
+    now = [0.0]
+    estimator = JitterEstimator(
+        samples=50, initial_ms=0.0, min_ms=0.0, max_ms=1e9, horizon_s=2.0, clock=lambda: now[0]
+    )
+    kept: list[tuple[float, float]] = []
+    for _ in range(5_000):
+        now[0] += rng.uniform(0.0, 0.2)
+        delay = rng.choice([rng.uniform(0, 50), rng.uniform(0, 5), 10.0])
+        estimator.add(delay)
+        kept.append((now[0], delay))
+        kept = kept[-50:]
+        while len(kept) > MIN_JITTER_SAMPLES and kept[0][0] < now[0] - 2.0:
+            kept.pop(0)
+        delays = [d for _, d in kept]
+        expected = max(delays) - min(delays)
+        if len(delays) < MIN_JITTER_SAMPLES:
+            expected = max(0.0, expected)
+        assert estimator.margin_ms == pytest.approx(expected)
+        assert estimator.count == len(kept)

@@ -864,3 +864,30 @@ async def test_recently_active_consumers_are_kept(aredis: aioredis.Redis, stream
     consumer = make_consumer(aredis, stream, Recorder(aredis, stream), reclaim_idle_ms=60_000)
     assert await consumer.forget_dead_consumers() == []
     assert [row["name"] for row in await aredis.xinfo_consumers(stream, GROUP)] == [b"alive"]
+
+
+@pytest.mark.anyio
+async def test_a_live_consumer_idle_on_an_empty_stream_keeps_its_place(
+    aredis: aioredis.Redis, stream: str, hub_namespace: str
+) -> None:
+    # Redis's idle time grows for a consumer that blocks on an empty stream: only the
+    # heartbeat tells a live one from a dead one.
+    members = Keys(hub_namespace).group_members(stream, GROUP)
+    await ensure_group(aredis, stream, GROUP)
+    recorder = Recorder(aredis, stream)
+    quiet = make_consumer(aredis, stream, recorder, name="quiet", members_key=members)
+    other = make_consumer(aredis, stream, recorder, name="other", members_key=members)
+    await aredis.xgroup_createconsumer(stream, GROUP, "quiet")
+    await aredis.xgroup_createconsumer(stream, GROUP, "dead")
+    assert await quiet.forget_dead_consumers() == []  # its heartbeat, written now
+
+    async def idle_past(threshold: int) -> bool:
+        rows = await aredis.xinfo_consumers(stream, GROUP)
+        return all(int(row["idle"]) > threshold for row in rows)
+
+    await async_wait_until(lambda: idle_past(50), timeout=WAIT)
+    other._reclaim_idle_ms = 50  # both idle past it now; only "quiet" has a heartbeat
+    assert await other.forget_dead_consumers() == ["dead"]
+    names = {row["name"] for row in await aredis.xinfo_consumers(stream, GROUP)}
+    assert b"quiet" in names
+    assert b"dead" not in names

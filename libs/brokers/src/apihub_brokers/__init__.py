@@ -18,7 +18,7 @@ from ._errors_map import (
 from ._factory import client_for
 from ._kis import KisClient
 from ._kiwoom import KiwoomClient
-from ._transport import TransportName, make_http_client
+from ._transport import TransportName, make_http_client, make_transport
 from ._types import BrokerClient, BrokerReply
 
 __all__ = [
@@ -37,4 +37,5 @@ __all__ = [
     "known_trs",
     "lookup_tr",
     "make_http_client",
+    "make_transport",
 ]

@@ -1,11 +1,11 @@
-"""The shared ``httpx.AsyncClient`` the broker clients send through."""
+"""The HTTP transport (and ``httpx.AsyncClient``) the broker clients send through."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
 
 TransportName = Literal["aiohttp", "httpx"]
 
@@ -29,4 +29,22 @@ def make_http_client(
         return HttpxAiohttpClient(limits=limits, timeout=timeout)
     if transport == "httpx":
         return httpx.AsyncClient(limits=limits, timeout=timeout)
+    raise ValueError(f"unknown transport {transport!r} (known: aiohttp, httpx)")
+
+
+def make_transport(
+    transport: TransportName = "aiohttp", *, max_connections: int = 256
+) -> httpx.AsyncBaseTransport:
+    """An httpx transport for a broker client to send through directly (the dispatcher's hot
+    path): ``"aiohttp"`` is httpx-aiohttp's ``AiohttpTransport``, ``"httpx"`` httpx's own.
+    Close it with ``aclose()``."""
+    if max_connections < 1:
+        raise ValueError("max_connections must be at least 1")
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    if transport == "aiohttp":
+        return AiohttpTransport(limits=limits)
+    if transport == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
     raise ValueError(f"unknown transport {transport!r} (known: aiohttp, httpx)")

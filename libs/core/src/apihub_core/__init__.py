@@ -82,7 +82,7 @@ from ._keys import (
 )
 from ._providers import PRIORITIES, Priority, Provider
 from ._sync_client import SyncHubClient
-from ._telemetry import extract_trace, inject_trace, tracer
+from ._telemetry import extract_trace, inject_trace, start_span, tracer, tracing_enabled
 
 __all__ = [
     "BREAKER_STREAM_MAXLEN",
@@ -162,6 +162,8 @@ __all__ = [
     "pool_exhausted",
     "raise_for_failure",
     "redis_client",
+    "start_span",
     "tracer",
+    "tracing_enabled",
     "wire_code",
 ]

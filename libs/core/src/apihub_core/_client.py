@@ -30,7 +30,7 @@ from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived,
 from ._failures import raise_for_failure
 from ._keys import REQUEST_STREAM_MAXLEN, Keys
 from ._providers import PRIORITIES, Priority, Provider
-from ._telemetry import inject_trace, tracer
+from ._telemetry import inject_trace, start_span
 
 log = logging.getLogger("apihub.client")
 
@@ -284,9 +284,7 @@ class HubClient:
         """
         if self._task_group is None:
             raise RuntimeError("HubClient must be used as `async with HubClient(...) as hub`")
-        with tracer.start_as_current_span(
-            f"apihub.execute {tr_id}", kind=SpanKind.PRODUCER
-        ) as span:
+        with start_span(f"apihub.execute {tr_id}", kind=SpanKind.PRODUCER) as span:
             request = self._request(
                 provider,
                 tr_id,

@@ -144,6 +144,11 @@ class Keys:
         the group is recreated if it vanishes, so nothing delivered is delivered again."""
         return f"{self.namespace}:group-progress:{group}:{stream}"
 
+    def group_members(self, stream: str, group: str) -> str:
+        """Hash of the live consumers of ``group`` on ``stream``: consumer → heartbeat expiry
+        (server ms). A consumer without one, idle and with nothing pending, is removed."""
+        return f"{self.namespace}:group-members:{group}:{stream}"
+
     def order_sent(self, request_id: str) -> str:
         """Marker set just before an order leaves for the broker; its presence forbids a resend."""
         return f"{self.namespace}:order-sent:{request_id}"

@@ -14,9 +14,12 @@ it. This module needs only ``opentelemetry-api``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import Attributes
 
 TRACER_NAME = "apihub"
 
@@ -35,3 +38,23 @@ def inject_trace() -> dict[str, str]:
 def extract_trace(carrier: Mapping[str, str]) -> Context | None:
     """The context a producer put on the wire, or ``None`` to start a new trace."""
     return propagate.extract(dict(carrier)) if carrier else None
+
+
+def tracing_enabled() -> bool:
+    """Whether spans are recorded: an SDK tracer provider is installed (not the API's no-op)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def start_span(
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Attributes = None,
+    context: Context | None = None,
+) -> AbstractContextManager[Span]:
+    """``tracer.start_as_current_span(...)`` when tracing is on; otherwise a context yielding
+    the API's invalid span, whose methods do nothing. Even the API's no-op spans cost a
+    context switch each, which every call through the hub would pay twice."""
+    if tracing_enabled():
+        return tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes)
+    return nullcontext(trace.INVALID_SPAN)

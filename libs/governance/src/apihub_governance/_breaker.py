@@ -22,6 +22,12 @@ trip. A probe's outcome counts only while its lease is still the current one.
 
 The breaker is advisory and fails open: when Redis cannot be reached, :meth:`admit` allows the
 call and :meth:`record` drops the outcome, with a log line. See ``docs/breaker.md``.
+
+The healthy case costs no round trip: while :meth:`CircuitBreaker.run` watches the breaker
+stream, a family this process saw closed with no failure counted is admitted from memory until
+an event about it arrives (any transition, anywhere in the fleet) or this process records a
+failure for it; then it asks Redis again. A transition therefore reaches this process's
+admissions within one stream read.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
+import anyio
 import redis.asyncio as aioredis
+from anyio.abc import TaskStatus
 from redis.exceptions import RedisError
 
 from apihub_core import (
@@ -40,7 +48,10 @@ from apihub_core import (
     BreakerState,
     BreakerStateChanged,
     ConfigurationError,
+    EntryDecodeError,
     Keys,
+    StreamBatches,
+    decode_any,
 )
 from apihub_runtime import BreakerSettings
 
@@ -223,6 +234,12 @@ def _state(value: Any) -> BreakerState:
     return _STATES[_text(value)]
 
 
+_WATCH_BLOCK_MS: Final = 1_000
+_WATCH_BACKOFF_MAX_S: Final = 2.0
+
+_Family = tuple[str, str]
+
+
 class CircuitBreaker:
     """A circuit breaker per (provider, endpoint family), shared by every process through Redis.
 
@@ -246,6 +263,80 @@ class CircuitBreaker:
         self._admit = redis.register_script(_ADMIT_LUA)
         self._record = redis.register_script(_RECORD_LUA)
         self._healthy = True
+        # The local view: families known closed with no failure, by the generation they were
+        # seen in; trusted only while the watcher reads the stream (see the module docstring).
+        self._closed: dict[_Family, int] = {}
+        self._epochs: dict[_Family, int] = {}
+        self._watching = False
+        self._scope: anyio.CancelScope | None = None
+        self._stopped = False
+        self.local_admissions = 0
+
+    # -- the watcher -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Watch the breaker stream until :meth:`stop`, so healthy admissions need no round
+        trip. Without it every admission asks Redis."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._stopped or not self._settings.enabled:
+                scope.cancel()
+            since: bytes | None = None
+            backoff = 0.05
+            started = False
+            while True:
+                try:
+                    if since is None:
+                        last = await self._redis.xrevrange(self._keys.breakers, count=1)
+                        since = cast(bytes, last[0][0]) if last else b"0-0"
+                        self._watching = True
+                    if not started:
+                        started = True
+                        task_status.started()
+                    batches = cast(
+                        StreamBatches,
+                        await self._redis.xread(
+                            {self._keys.breakers: since}, count=100, block=_WATCH_BLOCK_MS
+                        ),
+                    )
+                except (RedisError, OSError) as exc:
+                    # Events may be missed while the stream cannot be read: trust nothing.
+                    self._forget_all()
+                    log.warning("breaker watcher: read failed (%s); retrying", type(exc).__name__)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, _WATCH_BACKOFF_MAX_S)
+                    continue
+                backoff = 0.05
+                self._watching = True
+                for _stream, entries in batches or ():
+                    for entry_id, fields in entries:
+                        since = entry_id
+                        self._changed(fields)
+        self._forget_all()
+        self._scope = None
+
+    def stop(self) -> None:
+        """End :meth:`run`; admissions ask Redis from then on."""
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _changed(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            event = decode_any(fields)
+        except EntryDecodeError:
+            return
+        if isinstance(event, BreakerStateChanged):
+            family = (event.provider, event.family)
+            self._epochs[family] = self._epochs.get(family, 0) + 1
+            self._closed.pop(family, None)
+
+    def _forget_all(self) -> None:
+        self._watching = False
+        self._closed.clear()
 
     def _common(self, provider: str, family: str) -> tuple[list[str], list[Any]]:
         keys = [self._keys.breaker(provider, family), self._keys.breakers]
@@ -282,6 +373,19 @@ class CircuitBreaker:
         """
         if not self._settings.enabled:
             return _ALWAYS
+        key = (provider, family)
+        known = self._closed.get(key)
+        if known is not None and self._watching:
+            self.local_admissions += 1
+            return Admission(
+                allowed=True,
+                probe=False,
+                state="closed",
+                retry_after_s=0.0,
+                token=str(known),
+                clean=True,
+            )
+        epoch = self._epochs.get(key, 0)
         nonce = secrets.token_hex(8)
         try:
             reply = await self._run_admit(provider, family, "admit", nonce)
@@ -290,13 +394,17 @@ class CircuitBreaker:
             return _ALWAYS
         self._reachable()
         allowed, probe, gen = bool(reply[0]), bool(reply[1]), int(reply[4])
+        clean = len(reply) > 6 and int(reply[6]) == 0
+        if clean and self._watching and self._epochs.get(key, 0) == epoch:
+            # No event about this family came while the script ran: what it saw still holds.
+            self._closed[key] = gen
         return Admission(
             allowed=allowed,
             probe=probe,
             state=_state(reply[2]),
             retry_after_s=0.0 if allowed else int(reply[3]) / 1000,
             token=f"{gen}:{nonce}" if probe else str(gen),
-            clean=len(reply) > 6 and int(reply[6]) == 0,
+            clean=clean,
         )
 
     async def record(
@@ -321,6 +429,9 @@ class CircuitBreaker:
             # The hot path: nothing to reset as of the admission. A failure another process
             # counted since then stays counted, which can only open the breaker sooner.
             return
+        if outcome == "failure":
+            # A failure is counted now: the family is no longer "closed with none counted".
+            self._closed.pop((provider, family), None)
         gen, _, nonce = admission.token.partition(":")
         keys, args = self._common(provider, family)
         args += [outcome, gen, nonce, self._settings.failure_threshold, self._open_ms]

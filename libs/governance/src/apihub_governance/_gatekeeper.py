@@ -40,6 +40,7 @@ from apihub_core import (
     UpstreamRateLimited,
     UpstreamRateLimitHit,
     now_ms,
+    pool_exhausted,
 )
 from apihub_runtime import RateLimiterSettings
 
@@ -468,13 +469,20 @@ class Gatekeeper:
         """Run a script, bounded and shielded (a cancelled caller must not leave a grant it
         never learns about); any failure becomes :class:`HubUnavailable`: fail closed."""
         try:
-            with anyio.CancelScope(shield=True), anyio.fail_after(REDIS_CALL_TIMEOUT_S):
-                reply = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise HubUnavailable(
-                f"rate limiter Redis unreachable ({type(exc).__name__}): failing closed"
-            ) from exc
-        return list(reply)
+            # One scope, shielded and bounded (cheaper than a shield plus a fail_after).
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + REDIS_CALL_TIMEOUT_S
+                return list(await script(keys=keys, args=args))
+        except (RedisError, OSError) as exc:
+            what = (
+                f"no free connection to the rate limiter's Redis in this process's pool ({exc})"
+                if pool_exhausted(exc)
+                else f"rate limiter Redis unreachable ({type(exc).__name__})"
+            )
+            raise HubUnavailable(f"{what}: failing closed") from exc
+        raise HubUnavailable(
+            f"rate limiter Redis: no answer within {REDIS_CALL_TIMEOUT_S:g} s: failing closed"
+        )
 
     async def _leave_queue(self, lane: _Lane) -> None:
         """The lane emptied without a grant (timeout, cancellation): drop its place in the

@@ -48,7 +48,13 @@ class JitterEstimator:
         horizon_s: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._samples: deque[tuple[float, float]] = deque(maxlen=max(1, samples))
+        self._limit = max(1, samples)
+        self._samples: deque[tuple[int, float]] = deque()  # (sequence number, time)
+        # Monotonic queues of (sequence number, delay): the front is the window's max (min), so
+        # the spread is O(1) per call instead of a scan of every sample on every permit.
+        self._highs: deque[tuple[int, float]] = deque()
+        self._lows: deque[tuple[int, float]] = deque()
+        self._seq = 0
         self._initial_ms = initial_ms
         self._min_ms = min_ms
         self._max_ms = max(min_ms, max_ms)
@@ -69,8 +75,19 @@ class JitterEstimator:
     def add(self, delay_ms: float, at: float | None = None) -> None:
         """Record one permit-to-answer time observed at ``at`` (default: now); nonsense
         (negative, NaN, infinite) is ignored."""
-        if math.isfinite(delay_ms) and delay_ms >= 0:
-            self._samples.append((self._clock() if at is None else at, delay_ms))
+        if not (math.isfinite(delay_ms) and delay_ms >= 0):
+            return
+        self._seq += 1
+        seq = self._seq
+        self._samples.append((seq, self._clock() if at is None else at))
+        while self._highs and self._highs[-1][1] <= delay_ms:
+            self._highs.pop()
+        self._highs.append((seq, delay_ms))
+        while self._lows and self._lows[-1][1] >= delay_ms:
+            self._lows.pop()
+        self._lows.append((seq, delay_ms))
+        if len(self._samples) > self._limit:
+            self._drop_oldest()
 
     @property
     def count(self) -> int:
@@ -81,12 +98,18 @@ class JitterEstimator:
     def margin_ms(self) -> float:
         """The spacing margin, clamped to ``[min_ms, max_ms]`` (see the module docstring)."""
         self._forget(self._clock() - self._horizon_s)
-        delays = [delay for _, delay in self._samples]
-        spread = max(delays) - min(delays) if delays else 0.0
-        if len(delays) < MIN_JITTER_SAMPLES:
+        spread = self._highs[0][1] - self._lows[0][1] if self._samples else 0.0
+        if len(self._samples) < MIN_JITTER_SAMPLES:
             spread = max(self._initial_ms, spread)
         return min(self._max_ms, max(self._min_ms, spread))
 
     def _forget(self, before: float) -> None:
-        while len(self._samples) > MIN_JITTER_SAMPLES and self._samples[0][0] < before:
-            self._samples.popleft()
+        while len(self._samples) > MIN_JITTER_SAMPLES and self._samples[0][1] < before:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        seq, _at = self._samples.popleft()
+        if self._highs and self._highs[0][0] <= seq:
+            self._highs.popleft()
+        if self._lows and self._lows[0][0] <= seq:
+            self._lows.popleft()

@@ -20,7 +20,8 @@ Group bookkeeping: the highest entry id ever delivered to the group is kept in `
 one round trip). When the group vanishes (``NOGROUP``: ``XGROUP DESTROY``, a failover to a
 replica without it), it is recreated *after* that id instead of from the beginning, so entries
 already delivered are not delivered again. Consumers idle longer than ``reclaim_idle_ms`` with
-nothing pending (dead or restarted processes) are removed from the group.
+nothing pending and no heartbeat in ``members_key`` (dead or restarted processes) are removed
+from the group.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Final, cast
 
 import anyio
 import redis.asyncio as aioredis
 from anyio.abc import TaskGroup, TaskStatus
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from apihub_core import StreamBatches
 
@@ -101,21 +103,39 @@ return {1, start}
 """Create the group after the watermark unless it exists; returns {created, start id}."""
 
 _FORGET_DEAD_LUA: Final = """
--- KEYS[1] = stream; ARGV[1] = group, ARGV[2] = this consumer, ARGV[3] = idle threshold ms
+-- KEYS[1] = stream, KEYS[2] = the group's heartbeat hash (or the stream again: none)
+-- ARGV[1] = group, ARGV[2] = this consumer, ARGV[3] = idle threshold ms, ARGV[4] = heartbeat ms
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local beats = KEYS[2] ~= KEYS[1]
+if beats then
+  redis.call('HSET', KEYS[2], ARGV[2], now + tonumber(ARGV[4]))
+  redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[4]))
+end
 local removed = {}
 for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local info = {}
   for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
-  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+  local name = info['name']
+  local alive = false
+  if beats then
+    local until_ms = tonumber(redis.call('HGET', KEYS[2], name) or '0')
+    alive = until_ms > now
+  end
+  if name ~= ARGV[2] and not alive and tonumber(info['pending']) == 0
       and tonumber(info['idle']) > tonumber(ARGV[3]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
-    table.insert(removed, info['name'])
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    if beats then redis.call('HDEL', KEYS[2], name) end
+    table.insert(removed, name)
   end
 end
 return removed
 """
-"""Remove consumers with nothing pending that have been idle past the threshold, atomically
-(checked and deleted in one step, so no entry pending on a consumer is ever dropped)."""
+"""Renew this consumer's heartbeat, then remove consumers with nothing pending, idle past the
+threshold and without a live heartbeat, atomically (checked and deleted in one step, so no
+entry pending on a consumer is ever dropped). The heartbeat matters because Redis's ``idle``
+keeps growing for a live consumer that blocks on an empty stream."""
 
 
 class DeliveryReleased(Exception):
@@ -125,11 +145,42 @@ class DeliveryReleased(Exception):
 
 @dataclass(eq=False)
 class _Task:
-    """The consumer's view of one running handler."""
+    """The consumer's view of one running handler: the scope a drain cancels it by, and whether
+    it is only waiting right now (inside :meth:`Delivery.releasable`)."""
 
     delivery: Delivery
     draining: Callable[[], bool]
-    waiting: anyio.CancelScope | None = None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    waiting: bool = False
+
+
+class _Waiting:
+    """The context manager :meth:`Delivery.releasable` returns (a class, not a generator:
+    it runs several times on every request)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: _Task) -> None:
+        self._task = task
+
+    def __enter__(self) -> None:
+        task = self._task
+        if task.draining():
+            raise DeliveryReleased(task.delivery.id_text)
+        task.waiting = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task = self._task
+        task.waiting = False
+        if exc_type is None and task.scope.cancel_called:
+            # Released while waiting, but the cancellation had not landed yet: stop here,
+            # before the handler goes on to what must not be interrupted.
+            raise DeliveryReleased(task.delivery.id_text)
 
 
 @dataclass(eq=False)
@@ -148,26 +199,15 @@ class Delivery:
         """The entry id as text (``1700000000000-0``)."""
         return self.entry_id.decode()
 
-    @contextmanager
-    def releasable(self) -> Iterator[None]:
+    def releasable(self) -> AbstractContextManager[None]:
         """Mark a stretch of the handler that only waits (for a token, a permit, a retry):
-        a drain may cancel it, and :class:`DeliveryReleased` then leaves the entry pending for
-        the next consumer. Entered during a drain, it raises at once. Outside such a stretch a
-        handler is seen through (within the grace)."""
-        task = self._task
-        if task is None:  # not delivered by a consumer (a unit test, a replay tool)
-            yield
-            return
-        if task.draining():
-            raise DeliveryReleased(self.id_text)
-        with anyio.CancelScope() as scope:
-            task.waiting = scope
-            try:
-                yield
-            finally:
-                task.waiting = None
-        if scope.cancelled_caught:
-            raise DeliveryReleased(self.id_text)
+        a drain may cancel it, and the entry then stays pending for the next consumer (the
+        handler ends with :class:`DeliveryReleased` or a cancellation; let either propagate).
+        Entered during a drain, it raises at once. Outside such a stretch a handler is seen
+        through (within the grace)."""
+        if self._task is None:  # not delivered by a consumer (a unit test, a replay tool)
+            return nullcontext()
+        return _Waiting(self._task)
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -233,6 +273,7 @@ class StreamConsumer:
         max_deliveries: int = 5,
         shutdown_grace_s: float = 8.0,
         progress_key: str | None = None,
+        members_key: str | None = None,
     ) -> None:
         self._redis = redis
         self.stream = stream
@@ -249,6 +290,7 @@ class StreamConsumer:
         self._max_deliveries = max_deliveries
         self._grace_s = shutdown_grace_s
         self._progress_key = progress_key
+        self._members_key = members_key
         self._advance = redis.register_script(_ADVANCE_LUA)
         self._forget_dead = redis.register_script(_FORGET_DEAD_LUA)
         self._tasks: dict[bytes, _Task] = {}
@@ -277,8 +319,8 @@ class StreamConsumer:
         self._stopping.set()
         released = 0
         for task in self._tasks.values():
-            if task.waiting is not None:
-                task.waiting.cancel()
+            if task.waiting:
+                task.scope.cancel()
                 released += 1
         log.info(
             "%s: draining: %d in flight (%d only waiting, released now; the rest get %.1f s)",
@@ -371,15 +413,24 @@ class StreamConsumer:
                 ),
             )
         # The watermark of the last batch travels with the next read: no extra round trip.
+        # A raw EVALSHA, not the Script object: redis-py checks every script of a pipeline with
+        # an extra SCRIPT EXISTS round trip each time it executes one.
         mark = self._last_delivered
         assert mark is not None  # noqa: S101 - unrecorded means something was delivered
         async with self._redis.pipeline(transaction=False) as pipe:
-            await self._advance(keys=[self._progress_key], args=[mark], client=pipe)
+            pipe.evalsha(self._advance.sha, 1, self._progress_key, mark)
             pipe.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=count, block=self._block_ms
             )
-            _, batches = await pipe.execute()
-        if mark == self._last_delivered:
+            advanced, batches = await pipe.execute(raise_on_error=False)
+        if isinstance(batches, Exception):
+            raise batches
+        if isinstance(advanced, NoScriptError):
+            # Redis lost its scripts (a restart, SCRIPT FLUSH): load it; the next read retries.
+            await self._redis.script_load(_ADVANCE_LUA)
+        elif isinstance(advanced, Exception):
+            log.warning("%s: watermark not recorded (%s)", self.consumer, advanced)
+        elif mark == self._last_delivered:
             self._unrecorded = False
         return cast(StreamBatches, batches)
 
@@ -489,10 +540,13 @@ class StreamConsumer:
         return claimed
 
     async def forget_dead_consumers(self) -> list[str]:
-        """Remove other consumers idle past ``reclaim_idle_ms`` with nothing pending; their
+        """Renew this consumer's heartbeat and remove other consumers idle past
+        ``reclaim_idle_ms`` with nothing pending and no live heartbeat (``members_key``); their
         names. Their entries were reclaimed first, so nothing is lost with them."""
+        heartbeat_ms = max(self._reclaim_idle_ms, int(3 * self._reclaim_interval_s * 1000))
         removed = await self._forget_dead(
-            keys=[self.stream], args=[self.group, self.consumer, self._reclaim_idle_ms]
+            keys=[self.stream, self._members_key or self.stream],
+            args=[self.group, self.consumer, self._reclaim_idle_ms, heartbeat_ms],
         )
         names = [name.decode() if isinstance(name, bytes) else str(name) for name in removed]
         if names:
@@ -556,18 +610,24 @@ class StreamConsumer:
         delivery = task.delivery
         outcome = "cancelled"
         try:
-            # Waiting for a slot is waiting too: a drain releases it.
-            with delivery.releasable():
-                await self._slots.acquire()
-            try:
-                if delivery.deliveries > self._max_deliveries or not delivery.fields:
-                    await self._on_poison(delivery)
-                else:
-                    await self._handler(delivery)
-            finally:
-                self._slots.release()
-            self.handled += 1
-            outcome = "finished"
+            with task.scope:
+                acquired = False
+                try:
+                    # Waiting for a slot is waiting too: a drain releases it.
+                    with delivery.releasable():
+                        await self._slots.acquire()
+                        acquired = True
+                    if delivery.deliveries > self._max_deliveries or not delivery.fields:
+                        await self._on_poison(delivery)
+                    else:
+                        await self._handler(delivery)
+                finally:
+                    if acquired:
+                        self._slots.release()
+                self.handled += 1
+                outcome = "finished"
+            if task.scope.cancelled_caught:
+                outcome = "released"  # the drain's cancellation landed while it waited
         except DeliveryReleased:
             outcome = "released"
         except Exception:
@@ -596,9 +656,16 @@ class StreamConsumer:
     async def _hand_back(self) -> None:
         """Give the entries this drain left pending an idle time past ``reclaim_idle_ms``, so
         the next consumer's first reclaim pass takes them at once (best effort: otherwise they
-        are reclaimed after ``reclaim_idle_ms`` as usual)."""
+        are reclaimed after ``reclaim_idle_ms`` as usual), and stop this consumer's heartbeat
+        so the group can forget it once they are taken."""
         ids: list[Any] = self._left_pending
         self._left_pending = []
+        if self._members_key is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_HAND_BACK_TIMEOUT_S):
+                try:
+                    await self._redis.hdel(self._members_key, self.consumer)
+                except (RedisError, OSError) as exc:
+                    log.info("%s: heartbeat not removed (%s)", self.consumer, exc)
         if not ids:
             return
         try:

@@ -33,7 +33,7 @@ from apihub_core import (
     failure_for,
     hub_code,
     now_ms,
-    tracer,
+    start_span,
 )
 from apihub_governance import CircuitBreaker, Gatekeeper
 from apihub_runtime import (
@@ -120,6 +120,7 @@ class Dispatcher:
             max_deliveries=tuning.max_deliveries,
             shutdown_grace_s=tuning.shutdown_grace_s,
             progress_key=self.keys.group_progress(self.keys.requests, tuning.group),
+            members_key=self.keys.group_members(self.keys.requests, tuning.group),
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -170,7 +171,7 @@ class Dispatcher:
             )
             await self._reject(delivery, exc.reason, exc.detail, partial)
             return
-        with tracer.start_as_current_span(
+        with start_span(
             f"apihub.dispatch {request.tr_id}",
             context=extract_trace(request.trace),
             kind=SpanKind.CONSUMER,
@@ -291,7 +292,8 @@ class Dispatcher:
         # Shielded: once the broker answered, a shutdown must not lose the answer between the
         # events and the XACK. The commit script makes them one step: all land, or the entry
         # stays pending and is reclaimed.
-        with anyio.CancelScope(shield=True), anyio.fail_after(FINISH_TIMEOUT_S):
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + FINISH_TIMEOUT_S
             backoff = 0.05
             while True:
                 try:
@@ -304,3 +306,5 @@ class Dispatcher:
                     backoff = min(backoff * 2, 1.0)
                 else:
                     return
+        # Out of time: the entry stays pending and is reclaimed (and answered) later.
+        raise TimeoutError(f"commit of {delivery.id_text} did not land in {FINISH_TIMEOUT_S:g} s")

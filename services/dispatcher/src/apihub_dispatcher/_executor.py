@@ -40,7 +40,7 @@ from apihub_core import (
     UpstreamTransient,
     failure_for,
     now_ms,
-    tracer,
+    start_span,
 )
 from apihub_governance import Admission, Bucket, CircuitBreaker, Gatekeeper, Permit, buckets_for
 from apihub_governance import Outcome as BreakerOutcome
@@ -282,7 +282,7 @@ class Executor:
     async def _call(self, valid: ValidRequest, token: AccessToken, attempt: int) -> BrokerReply:
         request = valid.request
         client = self._clients[valid.provider]
-        with tracer.start_as_current_span(
+        with start_span(
             f"{valid.provider.value} {request.tr_id}",
             kind=SpanKind.CLIENT,
             attributes={"apihub.attempt": attempt, "http.request.method": valid.spec.method},

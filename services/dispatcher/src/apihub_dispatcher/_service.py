@@ -10,7 +10,7 @@ from typing import Protocol
 import anyio
 import redis.asyncio as aioredis
 
-from apihub_brokers import client_for, make_http_client
+from apihub_brokers import client_for, make_transport
 from apihub_core import ConfigurationError, Keys, Provider, redis_client
 from apihub_governance import CircuitBreaker, Gatekeeper
 from apihub_runtime import (
@@ -53,10 +53,9 @@ async def open_dispatcher(
                 settings.redis_url_gatekeeper, max_connections=tuning.pool_size()
             )
             stack.push_async_callback(_shielded_close, limiter_redis)
-        http = make_http_client(
+        http = make_transport(
             "httpx" if tuning.transport == "httpx" else "aiohttp",
             max_connections=tuning.concurrency,
-            timeout=tuning.http_timeout_s,
         )
         stack.push_async_callback(_shielded_close, http)
         clients = {provider: client_for(provider, http) for provider in Provider}
@@ -79,7 +78,7 @@ async def open_dispatcher(
             gatekeeper,
             breaker,
             consumer=member,
-            companions=(gatekeeper, tokens),
+            companions=(gatekeeper, tokens, breaker),
         )
 
 

@@ -97,6 +97,7 @@ class TokenKeeper:
             max_deliveries=_MAX_DELIVERIES,
             shutdown_grace_s=SHUTDOWN_GRACE_S,
             progress_key=self.keys.group_progress(self.keys.tokens, self._tuning.group),
+            members_key=self.keys.group_members(self.keys.tokens, self._tuning.group),
         )
         self._locks: dict[tuple[Provider, str], anyio.Lock] = {}
         self._not_before: dict[tuple[Provider, str], float] = {}
