@@ -30,15 +30,23 @@ def redis_client(
     *,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     pool_wait_s: float | None = DEFAULT_POOL_WAIT_S,
+    enough: bool = False,
     **options: Any,
 ) -> aioredis.Redis:
-    """An asyncio Redis client on ``url`` with a blocking pool of ``max_connections``.
+    """An asyncio Redis client on ``url`` with a pool of ``max_connections``.
 
     Size the pool from the concurrency it serves (each task holds at most one connection at a
-    time, a blocking read holds one for its whole block). Closing the client closes the pool.
+    time, a blocking read holds one for its whole block). The pool is a blocking one: when all
+    connections are busy, a command waits for one. ``enough=True`` says the caller has sized it
+    so that can never happen (more connections than it can ever use at once), and buys the
+    cheaper plain pool, which would fail instead of waiting. Closing the client closes the pool.
     """
     if max_connections < 1:
         raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+    if enough:
+        return aioredis.Redis.from_pool(
+            aioredis.ConnectionPool.from_url(url, max_connections=max_connections, **options)
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_wait_s, **options
     )

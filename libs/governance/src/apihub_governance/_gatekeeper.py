@@ -71,6 +71,13 @@ MARGIN_REPORT_TTL_MS: Final = 60_000
 WAKE_SLACK_S: Final = 0.001
 """Added to every computed wait, so the head does not wake a hair before the slot opens."""
 
+MAX_GRANT_BATCH: Final = 32
+"""Most permits a lane head asks for at once (for itself and the local waiters behind it)."""
+
+GRANT_BATCH_SLACK_MS: Final = 1.0
+"""Permits after the first of a batch must be due (pacing) within this much of now: a batch is
+for budgets so large that their spacing is below a millisecond, never a burst of a tight one."""
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -86,6 +93,10 @@ class _Waiter:
     reason: str = ""
     blocked: int = 0
     failure: HubUnavailable | None = None
+    permit: Permit | None = None
+    """Set by the lane head when this waiter's permit came in the head's batch."""
+    grant: str = ""
+    """The grant id of ``permit`` (its members in Redis: ``<grant>:<c>``), for a refund."""
 
     @property
     def rank(self) -> float:
@@ -131,11 +142,26 @@ class _Lane:
     def head(self) -> _Waiter | None:
         return self.heap[0][2] if self.heap else None
 
-    def next_after_head(self) -> _Waiter | None:
-        """The waiter that becomes head once the current head is granted."""
-        if len(self.heap) < 2:
-            return None
-        return min(self.heap[1:3], key=lambda entry: entry[:2])[2]
+    def batch(self, head: _Waiter, limit: int) -> tuple[list[_Waiter], _Waiter | None]:
+        """The head and the waiters right behind it with the same cost (at most ``limit``),
+        in rank order, and the waiter after them (it keeps the lane's place once they go)."""
+        ordered = [entry[2] for entry in heapq.nsmallest(limit + 1, self.heap)]
+        batch = [head]
+        for waiter in ordered[1:]:
+            if waiter.cost != head.cost or len(batch) == limit:
+                return batch, waiter
+            batch.append(waiter)
+        return batch, None
+
+    def remove_many(self, waiters: list[_Waiter]) -> list[_Waiter]:
+        """Take ``waiters`` out of the queue; the ones that were still in it."""
+        wanted = {id(waiter) for waiter in waiters}
+        kept = [entry for entry in self.heap if id(entry[2]) not in wanted]
+        still = {id(entry[2]) for entry in self.heap if id(entry[2]) in wanted}
+        self.heap = kept
+        heapq.heapify(self.heap)
+        self.kick()
+        return [waiter for waiter in waiters if id(waiter) in still]
 
     def kick(self) -> None:
         """Wake the head, so it notices it is (still, or newly) the head."""
@@ -153,6 +179,7 @@ class _Answer:
     reason: str
     blocked: int
     margin_ms: float
+    count: int = 1
 
 
 def _text(value: object) -> str:
@@ -241,6 +268,12 @@ class Gatekeeper:
         lane.push(waiter)
         try:
             return await self._wait_for_permit(lane, waiter, charged)
+        except anyio.get_cancelled_exc_class():
+            if waiter.permit is not None:
+                # Granted in its head's batch, cancelled before it could use the permit.
+                with anyio.CancelScope(shield=True):
+                    await self._refund(lane, waiter.grant, waiter.cost)
+            raise
         except HubUnavailable:
             # Another call to a failing Redis would only delay the error; the entry expires.
             lane.remove(waiter)
@@ -300,6 +333,8 @@ class Gatekeeper:
         self, lane: _Lane, waiter: _Waiter, charged: tuple[Bucket, ...]
     ) -> Permit:
         while True:
+            if waiter.permit is not None:
+                return waiter.permit  # granted in the batch its lane head asked for
             if waiter.failure is not None:
                 raise waiter.failure
             remaining = waiter.deadline - anyio.current_time()
@@ -315,8 +350,9 @@ class Gatekeeper:
                 continue
             requested_at = anyio.current_time()
             lane.in_flight = True
+            batch, follower = lane.batch(waiter, MAX_GRANT_BATCH)
             try:
-                answer = await self._try_grant(lane, waiter)
+                answer = await self._try_grant(lane, batch, follower)
             except HubUnavailable as exc:
                 raise self._fail_lane(lane, waiter, exc) from exc.__cause__
             finally:
@@ -324,11 +360,13 @@ class Gatekeeper:
                 if lane.head() is not waiter:
                     lane.kick()  # a better waiter arrived during the call: its turn now
             if answer.granted:
+                lane.kept_place = follower is not None or answer.count < len(batch)
                 # Only a lane that kept its place in the shared queue may wait out the pacing
                 # gap silently; a lane that left it must ask, and so queue, like everyone else.
                 lane.not_before = (
                     anyio.current_time() + answer.wait_ms / 1000 if lane.kept_place else 0.0
                 )
+                await self._hand_out(lane, batch[1 : answer.count], answer, requested_at, charged)
                 return await self._granted(lane, waiter, answer, requested_at, charged)
             lane.note_blocked(answer.reason, answer.blocked)
             wait_s = answer.wait_ms / 1000 + WAKE_SLACK_S
@@ -345,10 +383,11 @@ class Gatekeeper:
         with anyio.move_on_after(seconds):
             await waiter.wake.wait()
 
-    async def _try_grant(self, lane: _Lane, waiter: _Waiter) -> _Answer:
+    async def _try_grant(
+        self, lane: _Lane, batch: list[_Waiter], follower: _Waiter | None
+    ) -> _Answer:
         now = anyio.current_time()
-        follower = lane.next_after_head()
-        lane.kept_place = follower is not None
+        waiter = batch[0]
         grant_id = f"{self._member}:{next(self._grant_seq)}"
         args: list[str | int | float] = [
             lane.waiter_id,
@@ -366,21 +405,49 @@ class Gatekeeper:
             2 * self._settings.max_margin_ms + 1000,
             len(lane.buckets),
             self._settings.pacing,
+            len(batch),
+            GRANT_BATCH_SLACK_MS,
         ]
+        for member in batch[1:]:
+            args += [(now - member.enqueued_at) * 1000, member.offset_ms]
         for bucket in lane.buckets:
             args += [self.margin_ms(bucket), len(bucket.windows)]
             for window in bucket.windows:
                 args += [window.limit, window.window_ms]
         reply = await self._call(self._acquire_script, lane.keys, args)
+        granted = int(_text(reply[0])) == 1
         return _Answer(
             grant_id=grant_id,
-            granted=int(_text(reply[0])) == 1,
+            granted=granted,
             now_ms=float(_text(reply[1])),
             wait_ms=float(_text(reply[2])),
             reason=_text(reply[3]),
             blocked=int(_text(reply[4])),
             margin_ms=float(_text(reply[5])),
+            count=int(_text(reply[6])) if granted and len(reply) > 6 else 1,
         )
+
+    async def _hand_out(
+        self,
+        lane: _Lane,
+        others: list[_Waiter],
+        answer: _Answer,
+        requested_at: float,
+        charged: tuple[Bucket, ...],
+    ) -> None:
+        """Give the batch's extra permits to the waiters they were asked for; a permit whose
+        waiter left meanwhile (timed out, cancelled) goes back to the budget."""
+        if not others:
+            return
+        present = {id(waiter) for waiter in lane.remove_many(others)}
+        for j, waiter in enumerate(others, start=2):
+            grant = f"{answer.grant_id}:{j}"
+            if id(waiter) not in present:
+                await self._refund(lane, grant, waiter.cost)
+                continue
+            waiter.grant = grant
+            waiter.permit = self._permit(waiter, lane, answer, requested_at, charged)
+            waiter.wake.set()
 
     async def _granted(
         self,
@@ -398,8 +465,18 @@ class Gatekeeper:
             await anyio.lowlevel.checkpoint()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._refund(lane, answer.grant_id, waiter.cost)
+                await self._refund(lane, f"{answer.grant_id}:1", waiter.cost)
             raise
+        return self._permit(waiter, lane, answer, requested_at, charged)
+
+    def _permit(
+        self,
+        waiter: _Waiter,
+        lane: _Lane,
+        answer: _Answer,
+        requested_at: float,
+        charged: tuple[Bucket, ...],
+    ) -> Permit:
         waited_ms = (anyio.current_time() - waiter.enqueued_at) * 1000
         permit = Permit(charged, answer.now_ms, waited_ms, answer.margin_ms, requested_at)
         if waiter.reason:

@@ -54,8 +54,18 @@ local decay = tonumber(ARGV[12])
 local keep = tonumber(ARGV[13])
 local nb = tonumber(ARGV[14])
 local pacing = tonumber(ARGV[15])
+-- A batch: the lane asks for up to `want` grants at once, for its head and the local waiters
+-- behind it (waited ms and offset of each from ARGV[18]); grants after the first must fit their
+-- windows now and be due (pacing) within `slack` ms.
+local want = tonumber(ARGV[16])
+local slack = tonumber(ARGV[17])
+local followers = {}
+for j = 2, want do
+  followers[j] = {tonumber(ARGV[18 + 2 * (j - 2)]), tonumber(ARGV[19 + 2 * (j - 2)])}
+end
 
-local pos = 16
+local pos = 18 + 2 * (want - 1)
+local room = want
 local wait, reason, blocked, in_force = 0, '', 0, 0
 local seen = {}
 for i = 1, nb do
@@ -95,8 +105,16 @@ for i = 1, nb do
   end
 
   -- Live waiters of other lanes (any process) that rank better keep their slots; dead ones
-  -- (no heartbeat within the waiter TTL) are removed here.
+  -- (no heartbeat within the waiter TTL) are removed here. Only a lane with nobody ranked
+  -- before its last batch member may take more than one grant.
   local better = 0
+  if want > 1 then
+    local last = now - followers[want][1] + followers[want][2]
+    local others = redis.call('ZCOUNT', q, '-inf', '(' .. f(last))
+    local own = redis.call('ZSCORE', q, member)
+    if own and tonumber(own) < last then others = others - 1 end
+    if others > 0 then room = 1 end
+  end
   for _, other in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. f(rank))) do
     if other ~= member then
       local info = redis.call('HGET', qi, other)
@@ -128,6 +146,10 @@ for i = 1, nb do
     local lo = '(' .. f(now - eff)
     local count = redis.call('ZCOUNT', g, lo, '+inf')
     local need = cost + better
+    if count + need <= limit then
+      local fits = math.floor((limit - count - better) / cost)
+      if fits < room then room = fits end
+    end
     if count + need > limit then
       -- Wait until enough grants leave the window for us and everyone ranked before us.
       local leave = count + need - limit
@@ -183,22 +205,45 @@ if wait > 0 then
   return {0, f(now), f(wait), reason, blocked, f(in_force)}
 end
 
-local next_gap = 0
+-- How many of the wanted grants go out now: as many as every window has room for and, with
+-- pacing, as many as are due within the slack.
+local granted = math.max(1, math.min(want, room))
+local tats = {}
 for i = 1, nb do
   local b = seen[i]
   if pacing > 0 and b[5] > 0 then
     -- Late by less than half an interval: keep the schedule; later (idle): restart it.
     local tat = now + b[5]
     if b[7] ~= nil and b[7] >= now - b[5] / 2 then tat = b[7] + b[5] end
+    tats[i] = tat
+    local due = 1 + math.floor((now + slack - tat) / b[5]) + 1
+    if tat > now + slack then due = 1 end
+    if due < granted then granted = due end
+  end
+end
+local next_gap = 0
+for i = 1, nb do
+  local b = seen[i]
+  if tats[i] ~= nil then
+    local tat = tats[i] + (granted - 1) * b[5]
     redis.call('HSET', b[6], '~tat', f(tat))
     if tat - now > next_gap then next_gap = tat - now end
   end
-  for c = 1, cost do
-    redis.call('ZADD', b[1], now, grant_prefix .. ':' .. c)
+  for j = 1, granted do
+    for c = 1, cost do
+      redis.call('ZADD', b[1], now, grant_prefix .. ':' .. j .. ':' .. c)
+    end
   end
   redis.call('ZREMRANGEBYSCORE', b[1], '-inf', '(' .. f(now - b[4] - keep))
   redis.call('PEXPIRE', b[1], math.ceil(b[4] + keep))
-  if next_waited >= 0 then
+  if granted < want then
+    -- The first waiter of the batch left without a grant keeps the lane's place.
+    local w = followers[granted + 1]
+    redis.call('ZADD', b[2], now - w[1] + w[2], member)
+    redis.call('HSET', b[3], member, f(now + waiter_ttl) .. ' ' .. cost)
+    redis.call('PEXPIRE', b[2], waiter_ttl * 2)
+    redis.call('PEXPIRE', b[3], waiter_ttl * 2)
+  elseif next_waited >= 0 then
     -- The lane's next local head keeps the lane's place in the fleet-wide queue.
     redis.call('ZADD', b[2], next_rank, member)
     redis.call('HSET', b[3], member, f(now + waiter_ttl) .. ' ' .. next_cost)
@@ -211,16 +256,19 @@ for i = 1, nb do
 end
 -- On a grant, wait_ms says when the next grant can come at the earliest (pacing), so the next
 -- head sleeps until then instead of asking only to be told to wait.
-return {1, f(now), f(next_gap), '', 0, f(in_force)}
+return {1, f(now), f(next_gap), '', 0, f(in_force), granted}
 """
 """One permit decision. KEYS: :func:`bucket_keys` of each bucket, concatenated. ARGV: waiter id,
 grant id prefix, cost, waited ms, priority offset ms, the next local head's waited ms (``-1``:
 none), offset and cost, reporter (gatekeeper member), margin report TTL ms, waiter TTL ms,
-penalty decay ms, grant retention beyond the widest window ms, bucket count, pacing factor;
-then per bucket: own margin ms, window count, and ``limit window_ms`` per window.
+penalty decay ms, grant retention beyond the widest window ms, bucket count, pacing factor,
+grants wanted (the batch: the head and the local waiters behind it), batch slack ms, then
+``waited_ms offset_ms`` of every batch member after the head; then per bucket: own margin ms,
+window count, and ``limit window_ms`` per window.
 
-Returns ``{granted, now, wait_ms, reason, blocked bucket (1-based), margin in force}``; numbers
-travel as strings because Redis truncates Lua numbers to integers."""
+Returns ``{granted, now, wait_ms, reason, blocked bucket (1-based), margin in force[, grant
+count]}``; on a grant the members are ``<grant id>:<j>:<c>`` for the j-th grant of the batch.
+Numbers travel as strings because Redis truncates Lua numbers to integers."""
 
 PENALTY_LUA: Final = """
 redis.replicate_commands()

@@ -162,6 +162,11 @@ class DispatcherSettings:
         """The Redis pool size this tuning asks for (``redis_max_connections`` or derived)."""
         return self.redis_max_connections or self.concurrency + SERVICE_CONNECTIONS
 
+    def pool_is_enough(self) -> bool:
+        """Whether the pool can never run out: one connection per request in flight plus the
+        service's own (then the cheaper non-waiting pool serves)."""
+        return self.pool_size() >= self.concurrency + SERVICE_CONNECTIONS
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimiterSettings:

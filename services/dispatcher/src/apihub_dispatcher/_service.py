@@ -45,12 +45,18 @@ async def open_dispatcher(
                 raise ConfigurationError(
                     "the dispatcher needs REDIS_URL (or run everything with `apihub up`)"
                 )
-            redis = redis_client(settings.redis_url, max_connections=tuning.pool_size())
+            redis = redis_client(
+                settings.redis_url,
+                max_connections=tuning.pool_size(),
+                enough=tuning.pool_is_enough(),
+            )
             stack.push_async_callback(_shielded_close, redis)
         limiter_redis = redis
         if settings.redis_url_gatekeeper and settings.redis_url_gatekeeper != settings.redis_url:
             limiter_redis = redis_client(
-                settings.redis_url_gatekeeper, max_connections=tuning.pool_size()
+                settings.redis_url_gatekeeper,
+                max_connections=tuning.pool_size(),
+                enough=tuning.pool_is_enough(),
             )
             stack.push_async_callback(_shielded_close, limiter_redis)
         http = make_transport(
