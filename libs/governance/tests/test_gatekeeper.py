@@ -271,6 +271,23 @@ async def test_cancelling_a_waiting_acquire_leaves_no_waiter_and_no_permit(
         assert await gatekeepers.script_calls() - asks == 1
 
 
+async def test_a_caller_after_a_cancelled_waiter_reports_no_wait_it_never_had(
+    gatekeepers: GatekeeperHarness,
+) -> None:
+    b = gatekeepers.bucket("KIS:main", Window(1, 10_000))
+    async with gatekeepers.gatekeeper() as gk:
+        await gk.acquire([b], "interactive", timeout_s=5)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: gk.acquire([b], "interactive", timeout_s=20, request_id="held"))
+            await async_wait_until(lambda: gatekeepers.redis.zcard(gatekeepers.key(b, "q")))
+            tg.cancel_scope.cancel()  # it was told to wait (per_minute), then gave up
+        await gatekeepers.redis.delete(gatekeepers.key(b, "g"))  # the window is free again
+        permit = await gk.acquire([b], "interactive", timeout_s=1, request_id="fresh")
+    assert permit is not None
+    waits = [e for e in await gatekeepers.events_of(RateLimitWaited) if e.request_id == "fresh"]
+    assert waits == [], "granted on its first ask, it waited for nothing"
+
+
 async def test_a_permit_granted_to_a_cancelled_caller_goes_back(
     gatekeepers: GatekeeperHarness,
 ) -> None:

@@ -280,6 +280,9 @@ class Gatekeeper:
             raise
         finally:
             if lane.remove(waiter) and not lane.heap:
+                # Nobody left waiting: what held the lane back no longer describes anyone, and
+                # the next caller must not report a wait it never had.
+                lane.blocked = None
                 await self._leave_queue(lane)
 
     def observe(self, permit: Permit, answered_at: float) -> None:
