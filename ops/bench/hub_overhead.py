@@ -8,7 +8,7 @@ Run from the repository root::
 What runs where (separate processes, so no component borrows another's event loop):
 
 * this process       - the callers: per transport a direct client (``KisClient`` over
-                       ``make_http_client(transport)``, the code the dispatcher runs) and a
+                       ``make_transport(transport)``, the code the dispatcher runs) and a
                        ``HubClient``;
 * ``redis-server``   - an ``EmbeddedRedis`` in a temporary directory, no AOF;
 * the simulators     - one per transport: ``python -m apihub_cli sim --port 0``, or, when that
@@ -75,7 +75,7 @@ from _harness import (
 )
 from rich.table import Table
 
-from apihub_brokers import KisClient, TransportName, TrSpec, lookup_tr, make_http_client
+from apihub_brokers import KisClient, TransportName, TrSpec, lookup_tr, make_transport
 from apihub_core import TOKEN_KEEPER_GROUP, HubClient, HubError, Keys, Provider
 from apihub_embedded import EmbeddedRedis, find_redis_server, redis_server_version
 from apihub_runtime import AccessToken, AccountConfig, Secret
@@ -370,7 +370,7 @@ Key = tuple[Via, TransportName]
 async def bench_all(redis_url: str, stacks: list[Stack], plan: Plan) -> list[Phase]:
     """Every path (direct and hub, per transport) measured in rotation.
 
-    direct: the broker client the dispatcher uses (``KisClient`` over ``make_http_client``),
+    direct: the broker client the dispatcher uses (``KisClient`` over ``make_transport``),
     called from this process. hub: ``HubClient.execute`` from this process; that transport's
     dispatcher process makes the HTTP call with the same client code.
 
@@ -387,9 +387,8 @@ async def bench_all(redis_url: str, stacks: list[Stack], plan: Plan) -> list[Pha
     async with contextlib.AsyncExitStack() as stack:
         for st in stacks:
             account = kis_account(st.sim_url)
-            http = make_http_client(
-                st.transport, max_connections=HTTP_MAX_CONNECTIONS, timeout=CALL_TIMEOUT_S
-            )
+            # The dispatcher's own path: the broker client straight over the transport.
+            http = make_transport(st.transport, max_connections=HTTP_MAX_CONNECTIONS)
             stack.push_async_callback(http.aclose)
             kis = await stack.enter_async_context(KisClient(http))
             hub = await stack.enter_async_context(
