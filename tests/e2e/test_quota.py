@@ -29,14 +29,22 @@ LIMIT = 5
 
 
 @pytest.fixture(scope="module")
-def strict_sim() -> Iterator[str]:
+def strict_sim_server() -> Iterator[ThreadedSimServer]:
     """A simulator with a 5/s window per app key and 0–20 ms of one-way jitter."""
     config = SimConfig(
         kis_rate_limit_per_s=LIMIT,
         conditions=({"latency": {"base_ms": 2, "jitter_ms": 20}},),
     )
     with ThreadedSimServer(config) as server:
-        yield server.url.rstrip("/")
+        yield server
+
+
+@pytest.fixture
+def strict_sim(strict_sim_server: ThreadedSimServer) -> str:
+    """The strict simulator's URL, after a reset (its calls, tokens and rate windows cleared)."""
+    url = str(strict_sim_server.url).rstrip("/")
+    httpx.post(f"{url}/__sim/reset", timeout=10.0).raise_for_status()
+    return url
 
 
 async def test_two_dispatchers_share_one_budget_and_the_broker_never_says_too_fast(
@@ -46,7 +54,6 @@ async def test_two_dispatchers_share_one_budget_and_the_broker_never_says_too_fa
     hub_namespace: str,
     aredis: aioredis.Redis,
 ) -> None:
-    (await _post(strict_sim, "/__sim/reset")).raise_for_status()
     settings = make_settings(strict_sim)
     kis = replace(settings.account(Provider.KIS), rate=AccountRate(per_second=LIMIT))
     settings = replace(
@@ -87,11 +94,6 @@ async def test_two_dispatchers_share_one_budget_and_the_broker_never_says_too_fa
     assert first.consumer.handled > 0, "both dispatchers took requests"
     assert second.consumer.handled > 0, "both dispatchers took requests"
     assert first.consumer.handled + second.consumer.handled == 4 * LIMIT
-
-
-async def _post(base: str, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        return await client.post(path)
 
 
 async def _get(base: str, path: str) -> httpx.Response:

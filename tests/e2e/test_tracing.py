@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from apihub_broker_sim import KIS_PRICE
-from apihub_core import HubClient, Provider, UpstreamRateLimited
+from apihub_core import HubClient, Provider, UpstreamRateLimited, tracing_enabled
 from apihub_dispatcher import Dispatcher
 from apihub_runtime import Settings
 from apihub_testing import async_wait_until
@@ -22,22 +22,35 @@ from apihub_testing import async_wait_until
 pytestmark = pytest.mark.anyio
 
 
-_EXPORTER = InMemorySpanExporter()
-
-
 @pytest.fixture(scope="session")
-def _tracing() -> None:
-    # The global provider can be set once per process; every test shares this exporter.
+def span_recorder() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """An SDK tracer provider recording into memory; not installed (see ``spans``)."""
+    exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
 
 
 @pytest.fixture
-def spans(_tracing: None) -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+def spans(
+    span_recorder: tuple[TracerProvider, InMemorySpanExporter],
+) -> Iterator[InMemorySpanExporter]:
+    """The recorder installed as the global tracer provider for this test only.
+
+    ``trace.set_tracer_provider`` works once per process and would leave tracing on for every
+    later test (the hub records spans only when a provider is installed), so the provider is
+    put in place and taken out again the way OpenTelemetry's own test utilities do it.
+    """
+    provider, exporter = span_recorder
+    exporter.clear()
+    was_on = tracing_enabled()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trace, "_TRACER_PROVIDER", provider)
+        assert tracing_enabled()
+        yield exporter
+    exporter.clear()
+    assert tracing_enabled() is was_on, "the tests that follow see tracing as it was"
 
 
 def _by_kind(finished: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpan]:

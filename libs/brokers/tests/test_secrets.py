@@ -172,14 +172,14 @@ async def test_no_secret_in_timeouts_or_config_errors(
     kis_account: AccountConfig, token: AccessToken, secret_values: tuple[str, str, str]
 ) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
-        await anyio.sleep(30)
-        return httpx.Response(200)  # pragma: no cover
+        await anyio.sleep_forever()  # a broker that never answers: only the deadline ends it
+        raise AssertionError("unreachable")  # pragma: no cover
 
     spec = lookup_tr(Provider.KIS, "FHKST01010100")
     assert spec is not None
     async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
         kis = KisClient(http)
-        with pytest.raises(HubError) as timeout:
+        with anyio.fail_after(5), pytest.raises(HubError) as timeout:
             await kis.call(spec, {}, account=kis_account, token=token, timeout=0.05)
         assert_clean(timeout.value, secret_values)
         bad = replace(kis_account, base_url=f"{secret_values[0]}-no-scheme")

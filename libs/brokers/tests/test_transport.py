@@ -168,8 +168,8 @@ async def test_the_anyio_deadline_bounds_a_slow_transport(
     kis_account: AccountConfig, token: AccessToken
 ) -> None:
     async def never(request: httpx.Request) -> httpx.Response:
-        await anyio.sleep(30)
-        return httpx.Response(200)  # pragma: no cover
+        await anyio.sleep_forever()  # a broker that never answers: only the deadline ends it
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(never)) as http:
         kis = KisClient(http)

@@ -689,8 +689,19 @@ def test_sync_client_after_close_raises_runtime_error(redis_url: str) -> None:
         hub.execute("KIS", "FHKST01010100")
 
 
-def test_sync_client_close_is_idempotent(redis_url: str) -> None:
-    hub = SyncHubClient(redis_url)
-    hub.__enter__()
-    hub.close()
-    hub.close()
+def test_sync_client_close_is_idempotent(
+    redis_url: str, hub_namespace: str, sync_redis: redis.Redis
+) -> None:
+    threads_before = set(threading.enumerate())
+    with FakeDispatcher(redis_url, hub_namespace, ok) as dispatcher:
+        hub = SyncHubClient(redis_url, namespace=hub_namespace)
+        hub.__enter__()
+        hub.execute("KIS", "FHKST01010100")
+        hub.close()
+        hub.close()  # a second close is a no-op, not an error
+    reply_to = dispatcher.requests[0].reply_to
+    assert reply_to is not None
+    assert sync_redis.exists(reply_to) == 0, "the first close deleted the reply stream"
+    assert set(threading.enumerate()) <= threads_before, "the event-loop thread is gone"
+    with pytest.raises(RuntimeError, match="with SyncHubClient"):
+        hub.execute("KIS", "FHKST01010100")

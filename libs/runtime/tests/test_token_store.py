@@ -106,8 +106,10 @@ async def test_the_raw_redis_value_never_holds_the_token(
 ) -> None:
     store = TokenStore(aredis, secrets.token_bytes(32))
     key = Keys(hub_namespace).token("KIS", "main")
-    await store.put(key, _token(fence=1))
-    for _key, text in redis_strings(redis_url):
+    assert await store.put(key, _token(fence=1))
+    written = list(redis_strings(redis_url))
+    assert key in {name for name, _text in written}, "the scan saw the stored token"
+    for _key, text in written:
         assert TOKEN not in text
         assert "payload-that-must-never" not in text
     stored = await store.get(key)

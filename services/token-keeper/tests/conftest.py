@@ -1,5 +1,6 @@
-"""Fixtures of the token-keeper tests: a simulator with a short issuance window, and a ``Hub``
-that runs keeper replicas and dispatcher-side token readers against the test's Redis."""
+"""Fixtures of the token-keeper tests: a simulator with a short issuance window, and a
+:class:`TokenFleet` that runs keeper replicas and dispatcher-side token readers against the
+test's Redis."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def fast_sim_url(fast_sim: ThreadedSimServer) -> str:
     return url
 
 
-def make_settings(
+def fleet_settings(
     redis_url: str, sim_url: str, namespace: str, data_dir: Path, **tuning: Any
 ) -> Settings:
     """Demo-account settings on the test Redis and ``sim_url``, with fast keeper tuning."""
@@ -190,7 +191,8 @@ class TokenFleet:
 async def running_fleet(
     settings: Settings, redis: aioredis.Redis, sim_url: str
 ) -> AsyncIterator[TokenFleet]:
-    """A :class:`Hub`; on exit stops every keeper and reader (bounded), then closes clients."""
+    """A :class:`TokenFleet`; on exit stops every keeper and reader (bounded), then closes
+    clients."""
     async with AsyncExitStack() as resources, anyio.create_task_group() as tg:
         fleet = TokenFleet(settings, redis, tg, resources, sim_url)
         try:
@@ -203,19 +205,24 @@ async def running_fleet(
 
 
 @pytest.fixture
-def settings(redis_url: str, fast_sim_url: str, hub_namespace: str, tmp_path: Path) -> Settings:
-    """Settings on the fast simulator: issuance windows of ``WINDOW_S`` (KIS) and 1 s."""
-    return make_settings(
+def fast_settings(
+    redis_url: str, fast_sim_url: str, hub_namespace: str, tmp_path: Path
+) -> Settings:
+    """Settings on the fast simulator: issuance windows of ``WINDOW_S`` (KIS) and 1 s.
+
+    Not named ``settings``: that fixture of ``tests/conftest.py`` means the session
+    simulator's settings, and a fixture name means one thing across the tree."""
+    return fleet_settings(
         redis_url, fast_sim_url, hub_namespace, tmp_path, kis_issue_window_s=WINDOW_S
     )
 
 
 @pytest.fixture
 async def fleet(
-    settings: Settings, aredis: aioredis.Redis, fast_sim_url: str
+    fast_settings: Settings, aredis: aioredis.Redis, fast_sim_url: str
 ) -> AsyncIterator[TokenFleet]:
     """A token fleet (keepers and readers) on the fast simulator."""
-    async with running_fleet(settings, aredis, fast_sim_url) as running:
+    async with running_fleet(fast_settings, aredis, fast_sim_url) as running:
         yield running
 
 
@@ -225,6 +232,6 @@ async def kis_fleet(
 ) -> AsyncIterator[TokenFleet]:
     """A token fleet on the session simulator, with KIS's real rules (60 s window, 6 h same token)
     and the keeper's default windows."""
-    settings = make_settings(redis_url, sim_url, hub_namespace, tmp_path)
+    settings = fleet_settings(redis_url, sim_url, hub_namespace, tmp_path)
     async with running_fleet(settings, aredis, sim_url) as running:
         yield running

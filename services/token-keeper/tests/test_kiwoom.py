@@ -3,7 +3,6 @@ dispatcher switches to the new token as soon as it is announced."""
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from apihub_brokers import client_for, lookup_tr
@@ -41,12 +40,11 @@ async def test_dispatchers_switch_to_the_new_token_after_an_invalidation(fleet) 
 
     spec = lookup_tr(Provider.KIWOOM, "ka10001")
     assert spec is not None
-    async with anyio.create_task_group():
-        client = client_for(Provider.KIWOOM)
-        try:
-            reply = await client.call(spec, {"stk_cd": "005930"}, account=account, token=new[0])
-            assert reply.status == 200
-            with pytest.raises(UpstreamAuthError):
-                await client.call(spec, {"stk_cd": "005930"}, account=account, token=old[0])
-        finally:
-            await client.aclose()
+    client = client_for(Provider.KIWOOM)
+    try:
+        reply = await client.call(spec, {"stk_cd": "005930"}, account=account, token=new[0])
+        assert reply.status == 200
+        with pytest.raises(UpstreamAuthError):
+            await client.call(spec, {"stk_cd": "005930"}, account=account, token=old[0])
+    finally:
+        await client.aclose()
