@@ -19,6 +19,8 @@ import msgspec
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, TimeoutError
 
 from apihub_core import (
     ErrorClass,
@@ -38,8 +40,11 @@ from apihub_core import (
     UpstreamRateLimited,
     UpstreamRejected,
     decode_request,
+    describe_redis_failure,
     encode_entry,
     error_type_for,
+    pool_exhausted,
+    redis_client,
 )
 
 # --- the fake dispatcher ------------------------------------------------------------------------
@@ -705,3 +710,102 @@ def test_sync_client_close_is_idempotent(
     assert set(threading.enumerate()) <= threads_before, "the event-loop thread is gone"
     with pytest.raises(RuntimeError, match="with SyncHubClient"):
         hub.execute("KIS", "FHKST01010100")
+
+
+# --- connection pools ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_burst_far_larger_than_the_pool_is_answered_in_full(
+    redis_url: str, hub_namespace: str
+) -> None:
+    # Two connections: one is the reply reader's, so 60 callers share the other one.
+    count = 60
+    results: dict[int, Response] = {}
+
+    async def call(hub: HubClient, i: int) -> None:
+        results[i] = await hub.execute("KIS", "FHKST01010100", {"i": i}, timeout=60)
+
+    with FakeDispatcher(redis_url, hub_namespace, echo, batch=count):
+        async with (
+            HubClient.from_url(redis_url, namespace=hub_namespace, max_connections=2) as hub,
+            anyio.create_task_group() as tg,
+        ):
+            for i in range(count):
+                tg.start_soon(call, hub, i)
+    assert sorted(results) == list(range(count))
+
+
+@pytest.mark.anyio
+async def test_a_waiting_pool_makes_the_next_command_wait_for_a_free_connection(
+    redis_url: str, hub_namespace: str
+) -> None:
+    client = redis_client(redis_url, max_connections=1)
+    key = f"{hub_namespace}:list"
+    popped: list[object] = []
+    order: list[str] = []
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def pop() -> None:
+                popped.append(await client.blpop([key], timeout=30))
+                order.append("pop")
+
+            async def ping() -> None:
+                assert await client.ping()
+                order.append("ping")
+
+            tg.start_soon(pop)
+            await anyio.wait_all_tasks_blocked()
+            # The BLPOP holds the only connection: the PING waits for it instead of failing...
+            tg.start_soon(ping)
+            await anyio.wait_all_tasks_blocked()
+            assert order == []
+            # ...until the BLPOP is answered (through another client) and hands it back.
+            async with aioredis.Redis.from_url(redis_url) as other:
+                await other.rpush(key, b"x")
+    finally:
+        await client.aclose()
+    assert popped == [(key.encode(), b"x")]
+    assert order == ["pop", "ping"]
+
+
+@pytest.mark.anyio
+async def test_a_pool_that_ran_out_is_described_as_such(redis_url: str) -> None:
+    waiting = redis_client(redis_url, max_connections=1, pool_wait_s=0.01)
+    plain = redis_client(redis_url, max_connections=1, enough=True)
+    failures: list[BaseException] = []
+    try:
+        for client in (waiting, plain):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_hold_a_connection, client)
+                await anyio.wait_all_tasks_blocked()
+                with pytest.raises((RedisConnectionError, TimeoutError)) as caught:
+                    await client.ping()
+                failures.append(caught.value)
+                tg.cancel_scope.cancel()
+    finally:
+        await waiting.aclose()
+        await plain.aclose()
+    assert isinstance(failures[1], MaxConnectionsError)
+    for failure in failures:
+        assert pool_exhausted(failure), repr(failure)
+        assert "no free connection in this client's pool" in describe_redis_failure(failure)
+        assert "unreachable" not in describe_redis_failure(failure)
+
+
+async def _hold_a_connection(client: aioredis.Redis) -> None:
+    await client.blpop(["apihub-test:never"], timeout=30)
+
+
+def test_an_unreachable_redis_is_not_a_full_pool() -> None:
+    refused = RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+    assert not pool_exhausted(refused)
+    assert describe_redis_failure(refused) == "Redis unreachable (ConnectionError)"
+    assert not pool_exhausted(OSError("network down"))
+    assert pool_exhausted(MaxConnectionsError("Too many connections"))
+
+
+def test_a_pool_needs_a_connection() -> None:
+    with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
+        redis_client("redis://127.0.0.1:1/0", max_connections=0)

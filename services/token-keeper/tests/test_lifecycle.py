@@ -13,7 +13,7 @@ import anyio
 import pytest
 from redis.exceptions import ResponseError
 
-from apihub_core import Provider, TokenIssued, TokenRequested, encode_entry
+from apihub_core import Provider, TokenFailed, TokenIssued, TokenRequested, encode_entry
 from apihub_testing import async_wait_until
 from apihub_token_keeper import IssueWindow, WindowBusy
 
@@ -66,10 +66,42 @@ async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(
     with anyio.fail_after(15):
         await fleet.stopped[id(keeper)].wait()
 
+    # Waiting out the window is only waiting: the drain hands the request back at once rather
+    # than sitting out its grace and cancelling the job.
+    drain = keeper.consumer.drain
+    assert (drain.released, drain.cancelled, drain.finished) == (1, 0, 0)
     assert not await fleet.redis.exists(lock_key)
     pending = await fleet.redis.xpending(fleet.keys.tokens, fleet.settings.token_keeper.group)
     assert pending["pending"] == 1  # another replica takes it over
     assert await fleet.issuances(account) == 0
+
+
+async def test_a_drain_hands_back_a_request_waiting_out_a_retry(fleet) -> None:
+    # Kiwoom: a 1 s window. The first issuance gets a 503; the keeper backs off a minute.
+    await fleet.arm({"match": {"path": "/oauth2/token"}, "count": 1, "action": "http_503"})
+    first = await fleet.keeper(retry_backoff_s=60.0)
+    account = fleet.account(Provider.KIWOOM)
+    await fleet.redis.xadd(
+        fleet.keys.tokens, encode_entry(TokenRequested(provider="KIWOOM", account="default"))
+    )
+
+    async def backing_off() -> bool:
+        return bool(await fleet.events(TokenFailed))
+
+    await async_wait_until(backing_off, timeout=10, message="the first issuance never failed")
+    first.stop()
+    with anyio.fail_after(15):
+        await fleet.stopped[id(first)].wait()
+    drain = first.consumer.drain
+    assert (drain.released, drain.cancelled) == (1, 0), drain
+
+    # The next keeper takes the request over at once (it was handed back with its idle time
+    # past the reclaim threshold) and issues the token the first one was waiting to retry.
+    await fleet.keeper()
+    await fleet.settled()
+    assert [e.account for e in await fleet.events(TokenIssued)] == ["default"]
+    assert await fleet.issuances(account) == 1
+    assert await fleet.store.get(fleet.keys.token("KIWOOM", "default")) is not None
 
 
 async def test_the_window_waits_for_its_expiry(aredis) -> None:

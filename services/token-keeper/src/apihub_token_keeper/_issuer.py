@@ -21,7 +21,8 @@ again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC
 from typing import Final, Literal
 
@@ -68,6 +69,10 @@ _POLL_START_S: Final = 0.02
 _POLL_MAX_S: Final = 0.5
 _BACKOFF_CAP_S: Final = 60.0
 _RELEASE_TIMEOUT_S: Final = 2.0
+
+Waiting = Callable[[], AbstractContextManager[None]]
+"""Marks a stretch of a job that only waits (a delivery's ``releasable``): a drain may end the
+job there, and its request stays pending for the next keeper."""
 
 
 def to_stored(token: AccessToken, fence: int) -> StoredToken:
@@ -138,21 +143,26 @@ class Issuer:
 
     # -- one job ---------------------------------------------------------------------------
 
-    async def ensure(self, account: AccountConfig, need: Need) -> Result:
-        """Make the store satisfy ``need`` for ``account``, issuing at most once."""
+    async def ensure(
+        self, account: AccountConfig, need: Need, *, waiting: Waiting = nullcontext
+    ) -> Result:
+        """Make the store satisfy ``need`` for ``account``, issuing at most once. Its waits (for
+        another replica's lock, the issuance window, a retry) run inside ``waiting()``."""
         key = self.token_key(account)
         stored = await self._store.get(key)
         if self.met(need, stored):
             return "met"
         lock = self.lock(account)
-        lease = await self._acquire(lock, key, need, account, above=stored.fence if stored else 0)
+        lease = await self._acquire(
+            lock, key, need, account, above=stored.fence if stored else 0, waiting=waiting
+        )
         if lease is None:
             return "met" if self.met(need, await self._store.get(key)) else "busy"
         result: Result = "lost"
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeat, lock, lease, tg.cancel_scope)
-                result = await self._locked(account, need, lease)
+                result = await self._locked(account, need, lease, waiting)
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_TIMEOUT_S):
@@ -164,7 +174,14 @@ class Issuer:
         return result
 
     async def _acquire(
-        self, lock: FencedLock, key: str, need: Need, account: AccountConfig, *, above: int
+        self,
+        lock: FencedLock,
+        key: str,
+        need: Need,
+        account: AccountConfig,
+        *,
+        above: int,
+        waiting: Waiting,
     ) -> Lease | None:
         # Another replica holding the lock is doing this very work: poll until its token shows
         # up or the lock frees. Bounded by what a holder may take: every attempt plus windows.
@@ -179,7 +196,8 @@ class Issuer:
                     return lease
                 if self.met(need, await self._store.get(key)):
                     return None
-                await anyio.sleep(delay)
+                with waiting():
+                    await anyio.sleep(delay)
                 delay = min(delay * 2, _POLL_MAX_S)
         log.warning("%s stayed locked for %.0f s; leaving the job to its holder", lock.key, bound)
         return None
@@ -198,17 +216,21 @@ class Issuer:
                 scope.cancel()
                 return
 
-    async def _locked(self, account: AccountConfig, need: Need, lease: Lease) -> Result:
+    async def _locked(
+        self, account: AccountConfig, need: Need, lease: Lease, waiting: Waiting
+    ) -> Result:
         key = self.token_key(account)
         previous = await self._store.get(key)
         if self.met(need, previous):
             return "met"
-        token = await self._issue(account, lease)
+        token = await self._issue(account, lease, waiting)
         if token is None:
             return "failed"
         return "stored" if await self.commit(account, lease, token, previous, need) else "lost"
 
-    async def _issue(self, account: AccountConfig, lease: Lease) -> AccessToken | None:
+    async def _issue(
+        self, account: AccountConfig, lease: Lease, waiting: Waiting
+    ) -> AccessToken | None:
         client = self._clients[account.provider]
         window = self.window(account)
         owner = f"fence-{lease.fence}"
@@ -225,7 +247,7 @@ class Issuer:
             )
 
         for attempt in range(1, attempts + 1):
-            await window.reserve(owner, on_wait=announce_wait)
+            await window.reserve(owner, on_wait=announce_wait, waiting=waiting)
             try:
                 token = await client.issue_token(account)
             except HubError as exc:
@@ -242,7 +264,8 @@ class Issuer:
             await self._failed(account, error, attempt, retry_in)
             if retry_in is None:
                 return None
-            await anyio.sleep(retry_in)
+            with waiting():
+                await anyio.sleep(retry_in)
         return None  # pragma: no cover - the loop returns on its last attempt
 
     def _retry_in(self, error: HubError, attempt: int) -> float | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from typing import Final
 
 import anyio
@@ -51,7 +52,7 @@ from apihub_runtime import (
     dead_letter_event,
 )
 
-from ._issuer import Issuer, Result
+from ._issuer import Issuer, Result, Waiting
 from ._need import Need
 from ._stream import TokenStream
 
@@ -162,11 +163,18 @@ class TokenKeeper:
             return None
         return account if account is not None and account.base_url else None
 
-    async def ensure(self, account: AccountConfig, need: Need) -> Result:
-        """Run one job for ``account``; jobs of one account never overlap in this process."""
+    async def ensure(
+        self, account: AccountConfig, need: Need, *, waiting: Waiting = nullcontext
+    ) -> Result:
+        """Run one job for ``account``; jobs of one account never overlap in this process.
+        ``waiting`` marks the job's waits (see :meth:`Issuer.ensure`)."""
         lock = self._locks.setdefault((account.provider, account.name), anyio.Lock())
-        async with lock:
-            return await self.issuer.ensure(account, need)
+        with waiting():
+            await lock.acquire()
+        try:
+            return await self.issuer.ensure(account, need, waiting=waiting)
+        finally:
+            lock.release()
 
     def _spawn(self, account: AccountConfig, need: Need) -> None:
         if self._jobs is None:
@@ -233,7 +241,7 @@ class TokenKeeper:
             await self._dead_letter(delivery, exc.reason, exc.detail)
             return
         if isinstance(event, TokenRequested):
-            await self._on_need(event.provider, event.account, Need("requested"))
+            await self._on_need(event.provider, event.account, Need("requested"), delivery)
         elif isinstance(event, TokenInvalidated):
             log.info(
                 "%s token of account %s (fence %d) reported rejected [%s] by %s",
@@ -244,12 +252,15 @@ class TokenKeeper:
                 event.reported_by or "?",
             )
             await self._on_need(
-                event.provider, event.account, Need("invalidated", stale_fence=event.fence)
+                event.provider,
+                event.account,
+                Need("invalidated", stale_fence=event.fence),
+                delivery,
             )
         # token.issued / refreshed / failed are our own announcements: nothing to do.
         await self._redis.xack(self.keys.tokens, self._tuning.group, delivery.entry_id)
 
-    async def _on_need(self, provider: str, name: str, need: Need) -> None:
+    async def _on_need(self, provider: str, name: str, need: Need, delivery: Delivery) -> None:
         account = self._account(provider, name)
         if account is None:
             log.warning("token asked for unknown account %s/%s", provider, name)
@@ -265,7 +276,9 @@ class TokenKeeper:
                 )
             )
             return
-        result = await self.ensure(account, need)
+        # Waiting out a window or a retry is only waiting: a drain hands the request back to
+        # the group at once instead of sitting out its grace (the next keeper takes it over).
+        result = await self.ensure(account, need, waiting=delivery.releasable)
         if result == "met" and need.reason == "invalidated":
             log.info(
                 "%s token of account %s: fence %s already replaced; report ignored",

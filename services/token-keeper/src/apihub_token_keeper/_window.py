@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Final
 
 import anyio
@@ -42,14 +43,19 @@ class IssueWindow:
         self.window_ms = int(window_s * 1000) + MARGIN_MS
 
     async def reserve(
-        self, owner: str, *, on_wait: Callable[[float], Awaitable[None]] | None = None
+        self,
+        owner: str,
+        *,
+        on_wait: Callable[[float], Awaitable[None]] | None = None,
+        waiting: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> float:
         """Take the window, waiting for it to expire if it is taken; returns the seconds waited.
 
         ``on_wait`` is awaited with the seconds to wait each time the window is found taken
         (the keeper announces the delay, so callers can decide whether to wait for it).
         Bounded: a window lasts ``window_ms``, so waiting longer than two windows means it is
-        being re-armed, and :class:`WindowBusy` is raised instead of waiting forever.
+        being re-armed, and :class:`WindowBusy` is raised instead of waiting forever. Each wait
+        runs inside ``waiting()`` (a delivery's ``releasable``: a drain need not wait for it).
         """
         started = anyio.current_time()
         try:
@@ -64,7 +70,8 @@ class IssueWindow:
                     log.info("issuance window %s is taken; waiting %.2f s", self.key, wait_s)
                     if on_wait is not None and wait_s > 0:
                         await on_wait(wait_s)
-                    await anyio.sleep(max(wait_s, _MIN_POLL_S))
+                    with waiting():
+                        await anyio.sleep(max(wait_s, _MIN_POLL_S))
         except TimeoutError:
             raise WindowBusy(f"issuance window {self.key} stayed taken") from None
         return anyio.current_time() - started
