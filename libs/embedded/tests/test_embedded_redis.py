@@ -158,6 +158,36 @@ def test_password_is_required_and_kept_out_of_the_command_line(tmp_path: Path) -
             client.ping()
 
 
+def test_a_restart_takes_the_port_of_last_time_so_clients_reconnect(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as first:
+        url = first.url
+        client = redis.Redis.from_url(url)  # outlives the server, as a producer does
+        client.set("greeting", "hello")
+    try:
+        with EmbeddedRedis(tmp_path) as second:
+            assert second.url == url
+            # redis-py reconnects on its own to the same address: nothing to reconfigure.
+            assert client.get("greeting") == b"hello"
+    finally:
+        client.close()
+
+
+def test_a_taken_port_of_last_time_is_given_up_for_a_free_one(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path, appendonly=False) as first:
+        port = int(first.url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with EmbeddedRedis(tmp_path, appendonly=False) as second:
+            assert f":{port}/" not in second.url
+            with _client(second.url) as client:
+                assert client.ping()
+    (tmp_path / "redis.port").write_text("not a port\n")
+    with EmbeddedRedis(tmp_path, appendonly=False) as third, _client(third.url) as client:
+        assert client.ping()
+
+
 def test_port_in_use_fails_with_the_log_tail(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))

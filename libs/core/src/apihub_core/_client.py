@@ -36,6 +36,7 @@ log = logging.getLogger("apihub.client")
 
 _READ_BLOCK_MS = 1_000
 _READ_COUNT = 256
+_LOST_REPEAT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,8 @@ class HubClient:
         last_id = b"0-0"
         task_status.started()
         backoff = 0.05
+        lost_at: float | None = None
+        warned_at = 0.0
         while True:
             try:
                 batches = cast(
@@ -182,10 +185,28 @@ class HubClient:
                 backoff = 0.05
             except (RedisError, OSError) as exc:
                 self._reader_error = exc
-                log.warning("reply reader lost Redis (%s); retrying", type(exc).__name__)
+                now = anyio.current_time()
+                # Said once when it happens, then every _LOST_REPEAT_S: one line per retry
+                # would flood the caller's log for as long as Redis is away.
+                if lost_at is None:
+                    lost_at = warned_at = now
+                    log.warning("reply reader lost Redis (%s); retrying", type(exc).__name__)
+                elif now - warned_at >= _LOST_REPEAT_S:
+                    warned_at = now
+                    log.warning(
+                        "reply reader still cannot reach Redis after %.0f s (%s); retrying",
+                        now - lost_at,
+                        type(exc).__name__,
+                    )
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
+            if lost_at is not None:
+                log.info(
+                    "reply reader reached Redis again after %.1f s",
+                    anyio.current_time() - lost_at,
+                )
+                lost_at = None
             self._reader_error = None
             for _stream, entries in batches or ():
                 for entry_id, fields in entries:

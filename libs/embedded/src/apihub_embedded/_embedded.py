@@ -42,6 +42,7 @@ DISCOVERY_FILE = "hub.json"
 
 _LOG_FILE = "redis.log"
 _PID_FILE = "redis.pid"
+_PORT_FILE = "redis.port"
 _BIND_ATTEMPTS = 5
 _LOG_TAIL_BYTES = 4096
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
@@ -168,8 +169,10 @@ class EmbeddedRedis:
 
         Args:
             data_dir: where the AOF, ``redis.log``, ``redis.pid`` and ``hub.json`` live.
-            port: TCP port; 0 picks a free one (and retries if another process takes
-                it between the pick and the bind).
+            port: TCP port; 0 picks one: the port this data directory's server last had
+                when it is free (so clients that outlived a restart reconnect by themselves),
+                else any free one (retrying if another process takes it between the pick
+                and the bind).
             appendonly: keep an append-only file so data survives a restart.
             binary: the ``redis-server`` to run; default :func:`find_redis_server`.
             host: the address to bind and connect to.
@@ -237,7 +240,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         attempts = _BIND_ATTEMPTS if self.port == 0 else 1
         for attempt in range(1, attempts + 1):
-            port = self.port or _free_port(self.host)
+            port = self.port or (attempt == 1 and self._last_port()) or _free_port(self.host)
             log_offset = _file_size(self.log_file)
             proc = self._spawn(binary, port)
             try:
@@ -247,6 +250,7 @@ class EmbeddedRedis:
                 raise
             if ready:
                 self._proc, self._bound_port = proc, port
+                self._remember_port(port)
                 # Safety net: a server whose handle is garbage-collected, or still
                 # running when the interpreter exits, is stopped rather than left behind.
                 self._finalizer = weakref.finalize(
@@ -365,6 +369,20 @@ class EmbeddedRedis:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
+    def _last_port(self) -> int | None:
+        """The port this data directory's server had last time, if it is free now."""
+        try:
+            port = int((self.data_dir / _PORT_FILE).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        if not 0 < port < 65536 or not _port_is_free(self.host, port):
+            return None
+        return port
+
+    def _remember_port(self, port: int) -> None:
+        with contextlib.suppress(OSError):  # only a convenience for the next start
+            (self.data_dir / _PORT_FILE).write_text(f"{port}\n", encoding="ascii")
+
     def _write_discovery_file(self) -> None:
         assert self._proc is not None  # noqa: S101 - only called once started
         payload = {"redis_url": self.url, "pid": self._proc.pid, "owner_pid": os.getpid()}
@@ -478,6 +496,19 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As redis-server binds (SO_REUSEADDR): a port whose old connections linger in
+        # TIME_WAIT after a restart is free for it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def _make_url(host: str, port: int, password: str | None) -> str:

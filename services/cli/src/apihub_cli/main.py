@@ -72,12 +72,18 @@ def up(
     config: ConfigOption = None,
     sim_port: Annotated[int, typer.Option(help="Port of the embedded simulator (0 = any).")] = 0,
     sim: Annotated[
-        bool, typer.Option("--sim/--no-force-sim", help="Start the simulator even with real keys.")
+        bool,
+        typer.Option(
+            "--sim/--no-sim",
+            help="Start the simulator even when no account needs it (demo accounts use it).",
+        ),
     ] = False,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Run the whole hub in one process: Redis (embedded unless REDIS_URL is set), the broker
-    simulator (when an account has no real credentials) and every service.
+    """Run the whole hub in one process: Redis, the broker simulator and every service.
+
+    Redis is embedded unless REDIS_URL is set; the simulator runs when an account has no real
+    credentials (or with --sim).
 
     Prints a line containing `ready` when calls can be made; SIGINT/SIGTERM drain and stop it.
     """
