@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -178,14 +179,17 @@ def harness_defaults() -> HarnessDefaults:
 
 @pytest.fixture
 def make_sim(harness_defaults: HarnessDefaults) -> Iterator[Callable[..., SimHarness]]:
-    """Start simulators (``SimConfig`` fields as keyword overrides; by default frozen at
-    ``harness_defaults.start_time``). Every one started is stopped after the test, failed or not."""
+    """Start simulators (``SimConfig`` fields as keyword overrides, and ``state_file``; by default
+    frozen at ``harness_defaults.start_time``). Every one started is stopped after the test,
+    failed or not."""
     with contextlib.ExitStack() as started:
 
-        def make(**overrides: Any) -> SimHarness:
+        def make(*, state_file: Path | None = None, **overrides: Any) -> SimHarness:
             settings: dict[str, Any] = {"start_time": harness_defaults.start_time, "frozen": True}
             settings.update(overrides)
-            server = started.enter_context(ThreadedSimServer(SimConfig(**settings)))
+            server = started.enter_context(
+                ThreadedSimServer(SimConfig(**settings), state_file=state_file)
+            )
             client = started.enter_context(httpx.Client(base_url=server.url, timeout=10.0))
             return SimHarness(server, client, harness_defaults)
 

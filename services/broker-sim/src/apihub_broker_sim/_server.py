@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Generator
+from pathlib import Path
 from types import TracebackType
 
 import anyio
@@ -86,10 +87,12 @@ class _SimServerBase:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: SimClock | None = None,
+        state_file: Path | None = None,
     ) -> None:
-        """Prepare (but do not start) a server on ``host:port``."""
+        """Prepare (but do not start) a server on ``host:port``; ``state_file`` keeps its
+        tokens and issuance windows across restarts."""
         self.config = config or SimConfig()
-        self.app = create_app(self.config, clock)
+        self.app = create_app(self.config, clock, state_file=state_file)
         self.state: SimState = self.app.state.sim
         self.clock: SimClock = self.state.clock
         self.host = host
@@ -114,9 +117,10 @@ class SimServer(_SimServerBase):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: SimClock | None = None,
+        state_file: Path | None = None,
     ) -> None:
         """Prepare (but do not start) a server on ``host:port``."""
-        super().__init__(config, host=host, port=port, clock=clock)
+        super().__init__(config, host=host, port=port, clock=clock, state_file=state_file)
         self._group: TaskGroup | None = None
         self._serve_scope: anyio.CancelScope | None = None
         self._done = anyio.Event()
@@ -206,9 +210,10 @@ class ThreadedSimServer(_SimServerBase):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: SimClock | None = None,
+        state_file: Path | None = None,
     ) -> None:
         """Prepare (but do not start) a server on ``host:port``."""
-        super().__init__(config, host=host, port=port, clock=clock)
+        super().__init__(config, host=host, port=port, clock=clock, state_file=state_file)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 

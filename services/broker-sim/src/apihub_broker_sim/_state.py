@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._clock import SimClock
@@ -44,12 +45,15 @@ class SimState:
     malformed ``SimConfig.conditions`` entry raises ``ValueError`` here.
     """
 
-    def __init__(self, config: SimConfig, clock: SimClock) -> None:
-        """Assemble the stores for ``config`` around ``clock``."""
+    def __init__(
+        self, config: SimConfig, clock: SimClock, *, state_file: Path | None = None
+    ) -> None:
+        """Assemble the stores for ``config`` around ``clock``; tokens and issuance windows
+        are kept in ``state_file`` across restarts when one is given."""
         self.config = config
         self.clock = clock
         self.market = Market(config.seed, frozenset(config.holidays), config.history_days)
-        self.tokens = TokenStore(config, clock)
+        self.tokens = TokenStore(config, clock, state_file)
         self.faults = FaultBook()
         seed = config.seed if config.conditions_seed is None else config.conditions_seed
         self.conditions = ConditionBook(seed, config.conditions)

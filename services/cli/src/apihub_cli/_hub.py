@@ -22,6 +22,9 @@ log = logging.getLogger("apihub.up")
 UP_SHUTDOWN_GRACE_S = 7.0
 """In-flight requests get this long at shutdown, so `apihub up` exits within 10 s."""
 
+SIM_STATE_FILE = "sim-state.json"
+"""The embedded simulator's tokens and issuance windows, in the data directory (digests only)."""
+
 
 def needs_simulator(settings: Settings) -> bool:
     """Whether any account runs on demo credentials with no broker URL of its own."""
@@ -80,7 +83,11 @@ async def open_hub(
     try:
         async with AsyncExitStack() as stack:
             if force_sim or needs_simulator(settings):
-                sim = await stack.enter_async_context(SimServer(SimConfig(), port=sim_port))
+                # Its tokens live beside the hub's data, so a restarted hub keeps its token.
+                simulator = SimServer(
+                    SimConfig(), port=sim_port, state_file=settings.data_dir / SIM_STATE_FILE
+                )
+                sim = await stack.enter_async_context(simulator)
                 settings = settings.with_demo_base_url(sim.url)
                 announce(f"broker simulator (KIS + Kiwoom) at {sim.url}")
             grace = min(settings.dispatcher.shutdown_grace_s, UP_SHUTDOWN_GRACE_S)
