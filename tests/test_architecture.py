@@ -10,6 +10,9 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +145,52 @@ def test_imports_are_declared_dependencies() -> None:
 def test_the_wire_contract_depends_on_no_other_member() -> None:
     assert not BY_PACKAGE["apihub_core"].depends_on & set(BY_DIST)
     assert BY_PACKAGE["apihub_runtime"].depends_on & set(BY_DIST) == {"apihub-core"}
+
+
+# -- the repository stands on its own --------------------------------------------------------
+
+# Citations of the private notes kept outside the repository: their file names, and their section
+# numbers (a section sign, a letter A-D and a digit). Built from pieces so that this file does not
+# match itself.
+_PRIVATE_NOTES = re.compile(
+    "|".join(
+        [
+            "FAC" + "TS",
+            "PLAT" + r"FORM\.md",
+            "STY" + r"LE\.md",
+            "shared/" + "broker-api",
+            "\u00a7" + r"\s*[A-D]\d",
+        ]
+    )
+)
+
+
+def _tracked_text_files() -> list[Path]:
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        [git, "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    paths = [REPO / name for name in listed.split("\0") if name and name != "uv.lock"]
+    return [path for path in paths if path.is_file() and b"\0" not in path.read_bytes()]
+
+
+def test_no_file_cites_the_private_notes() -> None:
+    """Code and docs state a fact and its public source (the broker's portal or repository, a
+    measurement on this machine), never a private note the reader cannot open."""
+    offences = []
+    for path in _tracked_text_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        offences += [
+            f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if _PRIVATE_NOTES.search(line)
+        ]
+    assert offences == [], "\n".join(offences)
 
 
 # -- public surfaces ---------------------------------------------------------------------------

@@ -66,7 +66,7 @@ from apihub_embedded import EmbeddedRedis
 from apihub_governance import LocalLimiter, buckets_for
 from apihub_runtime import AccessToken, AccountConfig, AccountRate, RateLimiterSettings, Secret
 
-LIMIT: Final = 18  # KIS real, per app key per sliding second (FACTS §A5)
+LIMIT: Final = 18  # KIS real, per app key per sliding second (KIS portal notice, 2026-04-20)
 BASE_LATENCY_MS: Final = 5
 PRODUCERS: Final = 4
 DISPATCHERS: Final = 2

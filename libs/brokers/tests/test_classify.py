@@ -1,4 +1,4 @@
-"""Every error mapping of FACTS §A6, §B5 and the §C4 samples, through the public classifiers."""
+"""Every documented KIS/Kiwoom error code and the sample error bodies, through the classifiers."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_kis_success(body: bytes) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error", "code"),
     [
-        # §C4 samples
+        # the sample error bodies from the KIS/Kiwoom documentation and field reports
         (
             403,
             kis_token_body("EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"),
@@ -68,7 +68,7 @@ def test_kis_success(body: bytes) -> None:
         ),
         (500, kis_body("EGW00123", "기간이 만료된 token 입니다."), UpstreamAuthError, "EGW00123"),
         (500, kis_body("EGW00121", "유효하지 않은 token 입니다."), UpstreamAuthError, "EGW00121"),
-        # §A6 table
+        # the KIS error-code table (EGW… codes)
         (
             403,
             kis_token_body("EGW00103", "유효하지 않은 AppKey입니다."),
@@ -188,7 +188,7 @@ AUTH_MSG = "인증에 실패했습니다[8005:Token이 유효하지 않습니다
 @pytest.mark.parametrize(
     ("status", "return_code", "message", "error", "code"),
     [
-        # §C4 samples, with both statuses reported for each
+        # the sample error bodies, with both statuses reported for each
         (200, 3, AUTH_MSG, UpstreamAuthError, "8005"),
         (401, 3, AUTH_MSG, UpstreamAuthError, "8005"),
         (429, 5, RATE_MSG, UpstreamRateLimited, "1700"),

@@ -55,7 +55,7 @@ def test_grid_index_round_trips_and_rounding_stays_on_grid() -> None:
     assert round_to_grid(1_999.6) == 2_000
     assert floor_to_grid(2_003) == 2_000
     assert ceil_to_grid(2_003) == 2_005
-    assert price_limits(72_100) == (50_500, 93_700)  # FACTS C1: stck_llam / stck_mxpr
+    assert price_limits(72_100) == (50_500, 93_700)  # ±30 %: stck_llam / stck_mxpr of a 72,100 base
 
 
 def test_calendar_hook() -> None:

@@ -1,8 +1,10 @@
 """The TRs apihub knows: where each one lives, what it needs and how it pages.
 
-Parameter names follow the broker documents (FACTS §A7 for KIS, §B4 for Kiwoom): KIS names are
-upper-case (query parameters of the GETs, JSON keys of the order POST), Kiwoom names are the
-lower-case JSON keys of its POST bodies.
+Parameter names follow the brokers' per-API documents (the KIS Open API portal
+https://apiportal.koreainvestment.com and its sample repository
+https://github.com/koreainvestment/open-trading-api; the Kiwoom REST API guide
+https://openapi.kiwoom.com): KIS names are upper-case (query parameters of the GETs, JSON keys
+of the order POST), Kiwoom names are the lower-case JSON keys of its POST bodies.
 """
 
 from __future__ import annotations
@@ -192,7 +194,8 @@ _KIS_VPS_PREFIXES = ("T", "J", "C")
 
 
 def kis_wire_tr_id(tr_id: str, *, virtual: bool) -> str:
-    """The ``tr_id`` header KIS expects: ``T…``/``J…``/``C…`` become ``V…`` on vps (FACTS §A3)."""
+    """The ``tr_id`` header KIS expects: ``T…``/``J…``/``C…`` become ``V…`` on vps, as the
+    official sample client ``kis_auth._url_fetch`` (koreainvestment/open-trading-api) does."""
     if virtual and tr_id[:1] in _KIS_VPS_PREFIXES:
         return "V" + tr_id[1:]
     return tr_id

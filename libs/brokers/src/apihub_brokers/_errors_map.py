@@ -2,8 +2,9 @@
 
 All broker codes that change a classification live here, in one :class:`ErrorCodes` per broker.
 The code decides, never the HTTP status alone: KIS answers gateway errors with HTTP 500 (and
-sometimes EGW00201 with 200), Kiwoom answers auth and rate errors with HTTP 200 (FACTS §A4,
-§B5). A caller extends a set with :func:`dataclasses.replace`, e.g.
+sometimes EGW00201 with 200), Kiwoom answers auth and rate errors with HTTP 200 and puts the
+real code in ``return_msg`` brackets (both as measured and reported by third-party clients).
+A caller extends a set with :func:`dataclasses.replace`, e.g.
 ``replace(KIS_ERROR_CODES, transient=KIS_ERROR_CODES.transient | {"EGW00003"})``, and passes it
 to the client as ``error_codes=``.
 
@@ -87,7 +88,8 @@ KIS_ERROR_CODES: Final = ErrorCodes(
     transient=KIS_TRANSIENT_CODES,
     rejected=KIS_REJECTED_CODES,
 )
-"""The default KIS classification (FACTS §A6)."""
+"""The default KIS classification (the ``EGW…`` gateway codes as KIS and third-party clients
+report them)."""
 
 KIWOOM_RATE_LIMITED_CODES: Final = frozenset({"5", "1700", "1687"})
 """``return_code`` 5 (category), ``[1700]`` request count exceeded, ``[1687]`` recursive call
@@ -109,7 +111,8 @@ KIWOOM_ERROR_CODES: Final = ErrorCodes(
     transient=KIWOOM_TRANSIENT_CODES,
     rejected=KIWOOM_REJECTED_CODES,
 )
-"""The default Kiwoom classification (FACTS §B5)."""
+"""The default Kiwoom classification (the error-code table of the Kiwoom REST API guide,
+https://openapi.kiwoom.com)."""
 
 SNIPPET_CHARS: Final = 200
 _BRACKET_CODE = re.compile(r"\[(\d{3,5})\s*[:\]]|CODE\s*=\s*(\d{3,5})")
@@ -177,7 +180,7 @@ def kis_error(
     doc = decode_object(body)
     if doc is not None:
         failed = True
-        if "error_code" in doc:  # the token endpoints' shape (FACTS §A2.1)
+        if "error_code" in doc:  # the token endpoints' shape: error_code / error_description
             code = _text(doc.get("error_code"))
             message = _text(doc.get("error_description"))
         elif "rt_cd" in doc and _text(doc.get("rt_cd")) != "0":

@@ -1,4 +1,4 @@
-"""The KIS Open API client (FACTS part A)."""
+"""The KIS Open API client (https://apiportal.koreainvestment.com)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Kiwoom REST API client (FACTS part B)."""
+"""The Kiwoom REST API client (https://openapi.kiwoom.com)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class KiwoomClient(_BaseBrokerClient):
         timeout: float = 10.0,  # noqa: ASYNC109  (the per-call deadline, kept by fail_after)
     ) -> BrokerReply:
         """Call ``spec`` once. ``cont`` sends ``cont-yn: Y`` and ``next-key: <next_key>`` with
-        the same body, as Kiwoom pages (FACTS §B3)."""
+        the same body, as Kiwoom pages (the response's ``cont-yn: Y`` says more follows)."""
         if spec.provider is not Provider.KIWOOM:
             raise ValueError(f"{spec.provider.value} TR {spec.tr_id} sent to the Kiwoom client")
         headers = {

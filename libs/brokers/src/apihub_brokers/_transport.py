@@ -16,8 +16,9 @@ def make_http_client(
     """An ``httpx.AsyncClient`` sized for many calls in flight.
 
     ``"aiohttp"`` keeps httpx's API over ``httpx-aiohttp``'s ``AiohttpTransport`` (about six
-    times httpx's own transport under 64-way concurrency, see PLATFORM.md); ``"httpx"`` is
-    httpx's default transport. Both keep up to ``max_connections`` connections alive.
+    times httpx's own transport under 64-way concurrency: measured on the 2-vCPU development
+    VM against one local endpoint, ≈ 2,000 calls/s against ≈ 340 from one shared client);
+    ``"httpx"`` is httpx's default transport. Both keep up to ``max_connections`` connections alive.
     """
     if max_connections < 1:
         raise ValueError("max_connections must be at least 1")

@@ -43,7 +43,8 @@ DEFAULT_NAMESPACE = "apihub"
 DEFAULT_ACCOUNT = "default"
 
 REAL_BASE_URLS: Mapping[Provider, tuple[str, str]] = {
-    # (real, virtual) per FACTS §A1 and §B1.
+    # (real, virtual): KIS's kis_devlp.yaml (koreainvestment/open-trading-api) and the Kiwoom
+    # REST API guide (https://openapi.kiwoom.com).
     Provider.KIS: (
         "https://openapi.koreainvestment.com:9443",
         "https://openapivts.koreainvestment.com:29443",
@@ -83,12 +84,14 @@ class AccountRate:
 
 
 KIS_REAL_RATE = AccountRate(per_second=18)
-"""FACTS §A5: 18 requests per second per app key on the real service (was 20)."""
+"""18 requests per second per app key on the real service (was 20), per the KIS portal notice
+"API 호출 유량 안내" of 2026-04-20 (https://apiportal.koreainvestment.com)."""
 KIS_VIRTUAL_RATE = AccountRate(per_second=1)
-"""FACTS §A5: 1 request per second on the virtual (모의) service."""
+"""1 request per second on the virtual (모의) service (was 2), per the same KIS notice."""
 KIWOOM_RATE = AccountRate(per_second=5, per_api_id_per_second=1)
-"""FACTS §B5: no official figure; ~1/s per api-id is reported safe and 5/s overall is the
-common folklore. Conservative on purpose: raise it in ``apihub.toml`` once measured."""
+"""Kiwoom publishes no figure: third-party measurements report ~1/s per api-id as safe, and 5/s
+overall is the common folklore. Conservative on purpose: raise it in ``apihub.toml`` once
+measured."""
 
 
 def default_rate(provider: Provider, virtual: bool) -> AccountRate:

@@ -1,4 +1,4 @@
-"""Simulator settings. Every knob that FACTS.md marks unconfirmed lives here."""
+"""Simulator settings. Every behaviour no official broker source confirms is a knob here."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The KIS Open API look-alike: OAuth, hashkey, five quotation TRs and the cash order.
 
-Error conventions (FACTS.md A4/A6; codes marked * are this simulator's choice):
+Error conventions (as third-party clients of the KIS Open API report them; codes marked * are
+this simulator's choice):
 
 - gateway errors: HTTP 500, ``{"rt_cd":"1","msg_cd":"EGW...","msg1":...}`` -- bad token
   ``EGW00121``, expired ``EGW00123``, rate ``EGW00201``, missing appkey ``EGW00103``, wrong
@@ -493,7 +494,7 @@ def _minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dic
     _choice(params, "FID_PW_DATA_INCU_YN", "Y N")
     snap = snapshot(state.market, code, now)
     bars = snap.tape.minute_bars_until(snap.cutoff_s)
-    # A future hour means "now" (FACTS A7); a finished session is "now" from 15:30 on.
+    # A future hour means "now" (as the KIS docs say); a finished session is "now" from 15:30 on.
     if hour_s <= snap.cutoff_s:
         if state.config.kis_time_chart_inclusive:
             bars = [bar for bar in bars if bar.start_s <= hour_s]
@@ -571,7 +572,7 @@ def _order_fields(body: Mapping[str, object] | None) -> dict[str, str]:
     if body is None:
         raise _InputError("BODY")
     for name in _ORDER_FIELDS:
-        # Keys must be upper-case (FACTS A7), so a lower-case key counts as missing.
+        # KIS's order docs want upper-case keys, so a lower-case key counts as missing.
         value = body.get(name)
         if not isinstance(value, str) or (not value and name != "ORD_UNPR"):
             raise _InputError(name, missing=True)

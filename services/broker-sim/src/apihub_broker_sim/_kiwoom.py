@@ -1,10 +1,10 @@
 """The Kiwoom REST API look-alike: OAuth, ka10001, the three chart TRs and cash orders.
 
 Every answer is HTTP 200 unless rate limited. Errors carry a small ``return_code`` and the
-real code in ``return_msg`` brackets (FACTS B5): auth failures use 3 (``8005``, ``8001``,
-...), rate limits 5 (``1700``), and request errors 2* (``1501``, ``1504``, ``1505``,
-``1511``, ``1517``, ``1902``). (* the category number for request errors is this
-simulator's choice; FACTS lists it as unconfirmed.)
+real code in ``return_msg`` brackets (as third-party captures show): auth failures use 3
+(``8005``, ``8001``, ...), rate limits 5 (``1700``), and request errors 2* (``1501``,
+``1504``, ``1505``, ``1511``, ``1517``, ``1902``). (* the category number for request errors is this
+simulator's choice; no source confirms one.)
 
 Paging: a chart answer with more rows sets ``cont-yn: Y`` and an opaque ``next-key``; the
 same request sent again with ``cont-yn: Y`` and that ``next-key`` continues. The key encodes

@@ -1,9 +1,11 @@
 """The fleet-wide issuance window of one app key: at most one token call per window.
 
-KIS answers a second ``tokenP`` within a minute with ``EGW00133`` (FACTS §A2.1) and every
-issuance sends the user a KakaoTalk alert; Kiwoom revokes the previous token on every issuance
-(FACTS §B2). So before any token call the issuer takes ``<ns>:token-issue-window:<p>:<a>`` with
-``SET NX PX window``: whoever holds it may call, everyone else waits for its ``PTTL``.
+KIS answers a second ``tokenP`` within a minute with ``EGW00133`` ("1분당 1회", as the error
+text and the README of koreainvestment/open-trading-api say) and every issuance sends the user a
+KakaoTalk alert; Kiwoom revokes the previous token on every issuance (one active token per app
+key, as third-party clients measured). So before any token call the issuer takes
+``<ns>:token-issue-window:<p>:<a>`` with ``SET NX PX window``: whoever holds it may call,
+everyone else waits for its ``PTTL``.
 
 The window is reserved *before* the call and restarted for a full window once the broker
 answered (:meth:`IssueWindow.restart`). The broker starts its own window when the call
