@@ -207,6 +207,8 @@ SURFACES: dict[str, set[str]] = {
         "RATE_LIMIT_STREAM_MAXLEN",
         "REPLY_MAXLEN",
         "REPLY_TTL_S",
+        "REQUEST_ANSWER_TTL_S",
+        "REQUEST_ID_TTL_S",
         "REQUEST_STREAM_MAXLEN",
         "RESPONSE_STREAM_MAXLEN",
         "SCHEMA_VERSION",

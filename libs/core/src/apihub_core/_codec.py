@@ -7,12 +7,14 @@ another language only has to ``XADD <stream> * data <json>``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
 import msgspec
 
 from ._events import (
+    SCHEMA_VERSION,
     AnyEvent,
     Event,
     Outcome,
@@ -76,14 +78,86 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes) -> _T:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise EntryDecodeError("invalid_event", str(exc)) from None
+        raise EntryDecodeError("invalid_event", _name_the_key(str(exc), data)) from None
     except msgspec.DecodeError as exc:
         raise EntryDecodeError("bad_encoding", str(exc)) from None
 
 
-def decode_request(fields: Mapping[bytes, bytes]) -> RequestSubmitted:
-    """Decode a request-stream entry; raises :class:`EntryDecodeError` with a reason."""
-    return _decode(_request_decoder, _data_of(fields))
+_MAP_PATH = re.compile(r"at `\$\.(\w+)\[\.\.\.\]`$")
+_JSON_TYPES: Final = {
+    dict: "object",
+    list: "array",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _name_the_key(message: str, data: bytes) -> str:
+    """msgspec says ``at `$.params[...]``` for a bad value in a map; name the key(s) instead."""
+    match = _MAP_PATH.search(message)
+    if match is None:
+        return message
+    field = match.group(1)
+    try:
+        document = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return message
+    mapping = document.get(field) if isinstance(document, dict) else None
+    if not isinstance(mapping, dict):
+        return message
+    bad = [
+        f"{field}[{key!r}] must be a JSON string, got {_JSON_TYPES.get(type(value), 'value')} "
+        f"{msgspec.json.encode(value).decode()[:60]}"
+        for key, value in mapping.items()
+        if not isinstance(value, str)
+    ]
+    return "; ".join(bad) if bad else message
+
+
+class _Header(msgspec.Struct):
+    type: Any = None
+    schema: Any = SCHEMA_VERSION
+
+
+_header_decoder = msgspec.json.Decoder(_Header)
+_REQUEST_TAG: Final = str(RequestSubmitted.__struct_config__.tag)
+
+
+def _check_header(data: bytes) -> None:
+    try:
+        header = _header_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return  # not an object, or not JSON: the full decode says which
+    if header.type is None:
+        raise EntryDecodeError(
+            "missing_type",
+            f"the event has no {TYPE_FIELD!r} field; a request needs "
+            f'"{TYPE_FIELD}": "{_REQUEST_TAG}"',
+        )
+    schema = header.schema
+    known = isinstance(schema, int) and 1 <= schema <= SCHEMA_VERSION
+    if isinstance(schema, int) and not isinstance(schema, bool) and not known:
+        raise EntryDecodeError(
+            "unsupported_schema",
+            f"schema {schema} is not supported (supported: "
+            f"{', '.join(str(v) for v in range(1, SCHEMA_VERSION + 1))})",
+        )
+
+
+def decode_request(fields: Mapping[bytes, bytes], *, strict: bool = False) -> RequestSubmitted:
+    """Decode a request-stream entry; raises :class:`EntryDecodeError` with a reason.
+
+    ``strict`` is how the dispatcher reads a request it is to execute: the ``type`` tag must be
+    present (``missing_type``) and ``schema`` one this code knows (``unsupported_schema``), since
+    a field of a newer vocabulary it would ignore could change what the request means.
+    Otherwise both are lenient, like every other reader.
+    """
+    data = _data_of(fields)
+    if strict:
+        _check_header(data)
+    return _decode(_request_decoder, data)
 
 
 def decode_token_event(fields: Mapping[bytes, bytes]) -> TokenEvent:

@@ -3,6 +3,7 @@ atomically with the events it writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -11,7 +12,7 @@ import msgspec
 import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
 from opentelemetry.trace import SpanKind, StatusCode
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from apihub_brokers import BrokerClient
 from apihub_core import (
@@ -19,6 +20,7 @@ from apihub_core import (
     REPLY_MAXLEN,
     REPLY_TTL_S,
     RESPONSE_STREAM_MAXLEN,
+    TYPE_FIELD,
     EntryDecodeError,
     Keys,
     Outcome,
@@ -50,6 +52,7 @@ from apihub_runtime import (
 
 from ._executor import Executor
 from ._idempotency import IdempotencyLedger, replay
+from ._request_ids import RequestIdClaim, RequestIdLedger
 from ._validation import Rejection, ValidRequest, entry_size, validate
 
 log = logging.getLogger("apihub.dispatcher")
@@ -58,20 +61,56 @@ FINISH_TIMEOUT_S = 5.0
 """How long committing an outcome may keep retrying against a failing Redis."""
 
 
-class _Partial(msgspec.Struct):
-    """Whatever identifying fields can be read from an entry that failed to decode."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Partial:
+    """Whatever identifying fields can be read from an entry that failed to decode, as sent."""
 
     request_id: str | None = None
     provider: str = ""
     tr_id: str = ""
     reply_to: str | None = None
+    account: str | None = None
 
 
 def _partial(fields: Mapping[bytes, bytes]) -> _Partial:
+    # Field by field: one mistyped field must not hide the request id and reply stream.
     try:
-        return msgspec.json.decode(fields.get(b"data", b""), type=_Partial)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        document = msgspec.json.decode(fields.get(b"data", b""))
+    except msgspec.DecodeError:
         return _Partial()
+    if not isinstance(document, dict):
+        return _Partial()
+
+    def text(name: str) -> str | None:
+        value = document.get(name)
+        return value if isinstance(value, str) else None
+
+    return _Partial(
+        request_id=text("request_id") or None,
+        provider=text("provider") or "",
+        tr_id=text("tr_id") or "",
+        reply_to=text("reply_to"),
+        account=text("account"),
+    )
+
+
+def _sent(request: RequestSubmitted, *, reply: bool = True) -> _Partial:
+    return _Partial(
+        request.request_id or None,
+        request.provider,
+        request.tr_id,
+        request.reply_to if reply else None,
+        request.account,
+    )
+
+
+def _canonical(valid: ValidRequest) -> ValidRequest:
+    """The request as the hub resolved it: the provider's own spelling and the account that
+    serves it (the default's name when none was named), echoed in every outcome."""
+    request = msgspec.structs.replace(
+        valid.request, provider=valid.provider.value, account=valid.account.name
+    )
+    return dataclasses.replace(valid, request=request)
 
 
 class Dispatcher:
@@ -98,6 +137,7 @@ class Dispatcher:
         self.keys = Keys(settings.namespace)
         self._committer = Committer(redis)
         self._ledger = IdempotencyLedger(redis, self.keys)
+        self._request_ids = RequestIdLedger(redis, self.keys)
         self._companions = tuple(companions)
         tuning = settings.dispatcher
         self._tuning = tuning
@@ -156,20 +196,21 @@ class Dispatcher:
             )
             return
         try:
-            request = decode_request(delivery.fields)
+            request = decode_request(delivery.fields, strict=True)
         except EntryDecodeError as exc:
             await self._reject(delivery, exc.reason, exc.detail, _partial(delivery.fields))
             return
         try:
             valid = validate(request, self._settings, self.keys)
         except Rejection as exc:
-            partial = _Partial(
-                request.request_id or None,
-                request.provider,
-                request.tr_id,
-                request.reply_to if exc.reason != "bad_reply_to" else None,
-            )
+            partial = _sent(request, reply=exc.reason != "bad_reply_to")
             await self._reject(delivery, exc.reason, exc.detail, partial)
+            return
+        valid = _canonical(valid)
+        request = valid.request
+        claim = await self._request_ids.claim(request, delivery.id_text)
+        if not claim.owned_by(delivery.id_text):
+            await self._answer_repeat(delivery, valid, claim)
             return
         with start_span(
             f"apihub.dispatch {request.tr_id}",
@@ -184,11 +225,76 @@ class Dispatcher:
                 "apihub.reclaimed": delivery.reclaimed,
             },
         ) as span:
-            outcome = await self._execute(valid, delivery)
+            # A redelivery whose answer was recorded before the crash commits that answer.
+            outcome = claim.answer or await self._execute(valid, delivery)
             if isinstance(outcome, RequestFailed):
                 span.set_attribute("apihub.error_class", outcome.error_class)
                 span.set_status(StatusCode.ERROR, outcome.error_class)
+            if claim.answer is None:
+                await self._remember(request, delivery, outcome)
             await self._finish(delivery, request, outcome)
+
+    async def _remember(
+        self, request: RequestSubmitted, delivery: Delivery, outcome: Outcome
+    ) -> None:
+        try:
+            await self._request_ids.record(request, delivery.id_text, outcome)
+        except (RedisError, OSError) as exc:
+            # Not worth losing the answer over: a repeat of this id then times out waiting.
+            log.warning("answer of %s not kept for repeats (%s)", request.request_id, exc)
+
+    async def _answer_repeat(
+        self, delivery: Delivery, valid: ValidRequest, claim: RequestIdClaim
+    ) -> None:
+        """Another entry already used this request id: its answer, or a refusal; never a call.
+
+        Nothing is written to the response stream, where the id stands for the first request.
+        """
+        request = valid.request
+        first = f"request_id {request.request_id!r} was first used by entry {claim.entry}"
+        if not claim.matches:
+            await self._reject(
+                delivery,
+                "request_id_reused",
+                f"{first} for a different request (provider, account, TR, parameters, page or "
+                "idempotency key differ); this one was not executed: use a new request_id",
+                _sent(request),
+                audit=False,
+            )
+            return
+        answer = claim.answer
+        if answer is None and claim.answered_at_ms is None:
+            with delivery.releasable():
+                answer = await self._request_ids.wait_for_answer(
+                    request, self._executor.seconds_left(request, delivery)
+                )
+        if answer is not None:
+            outcome = replay(answer, request)
+        elif claim.answered_at_ms is not None:
+            await self._reject(
+                delivery,
+                "request_id_reused",
+                f"{first} and answered at {claim.answered_at_ms} (Unix ms); its answer is on "
+                f"{self.keys.responses} and no longer kept for repeats: use a new request_id "
+                "to call again",
+                _sent(request),
+                audit=False,
+            )
+            return
+        else:
+            outcome = failure_for(
+                request,
+                RequestTimeout(
+                    f"{first}, which has not been answered yet; this request did not call the "
+                    "broker and its answer will be the first one's"
+                ),
+            )
+        appends = []
+        if request.reply_to:
+            appends.append(
+                Append(request.reply_to, encode_entry(outcome), REPLY_MAXLEN, REPLY_TTL_S)
+            )
+        await self._commit(delivery, appends, request.request_id)
 
     async def _poison(self, delivery: Delivery) -> None:
         if not delivery.fields:
@@ -230,7 +336,9 @@ class Dispatcher:
         answer = claim.answer
         if answer is None:
             with delivery.releasable():
-                answer = await self._ledger.wait_for_answer(provider, account, request)
+                answer = await self._ledger.wait_for_answer(
+                    provider, account, request, self._executor.seconds_left(request, delivery)
+                )
         if answer is None:
             return failure_for(
                 request,
@@ -247,48 +355,97 @@ class Dispatcher:
         self, delivery: Delivery, request: RequestSubmitted, outcome: Outcome
     ) -> None:
         entry = encode_entry(outcome)
-        appends = [Append(self.keys.responses, entry, RESPONSE_STREAM_MAXLEN)]
+        # The reply stream first: if it cannot be written, nothing else was appended yet.
+        appends = []
         if request.reply_to:
             appends.append(Append(request.reply_to, entry, REPLY_MAXLEN, REPLY_TTL_S))
-        await self._commit(delivery, appends)
+        appends.append(Append(self.keys.responses, entry, RESPONSE_STREAM_MAXLEN))
+        await self._commit(delivery, appends, request.request_id)
 
     async def _reject(
-        self, delivery: Delivery, reason: str, detail: str, partial: _Partial
+        self,
+        delivery: Delivery,
+        reason: str,
+        detail: str,
+        partial: _Partial,
+        *,
+        audit: bool = True,
     ) -> None:
+        """Dead-letter the entry; a caller with a readable request id gets ``request.failed``
+        on its reply stream and (``audit``) on the response stream."""
         log.warning(
             "dead-lettering %s (%s): %s", delivery.id_text, reason, detail.splitlines()[0][:200]
         )
-        letter = encode_entry(
-            dead_letter_event(
-                source_stream=delivery.stream,
-                entry_id=delivery.id_text,
-                fields=delivery.fields,
-                reason=reason,
-                detail=detail,
-                request_id=partial.request_id,
-                group=self._tuning.group,
-                deliveries=delivery.deliveries,
-            )
-        )
-        appends = [Append(self.keys.dead_letter, letter, DEAD_LETTER_MAXLEN)]
+        appends = []
         if partial.request_id:
             failure = encode_entry(
                 RequestFailed(
                     request_id=partial.request_id,
                     provider=partial.provider,
                     tr_id=partial.tr_id,
+                    account=partial.account,
                     error_class="invalid",
                     code=hub_code(reason),
                     message=f"{reason}: {detail}"[:1000],
                     failed_at_ms=now_ms(),
                 )
             )
-            appends.append(Append(self.keys.responses, failure, RESPONSE_STREAM_MAXLEN))
             if partial.reply_to and self.keys.is_reply_stream(partial.reply_to):
                 appends.append(Append(partial.reply_to, failure, REPLY_MAXLEN, REPLY_TTL_S))
-        await self._commit(delivery, appends)
+            if audit:
+                appends.append(Append(self.keys.responses, failure, RESPONSE_STREAM_MAXLEN))
+        appends.append(self._letter(delivery, reason, detail, partial.request_id))
+        await self._commit(delivery, appends, partial.request_id)
 
-    async def _commit(self, delivery: Delivery, appends: list[Append]) -> None:
+    def _letter(
+        self, delivery: Delivery, reason: str, detail: str, request_id: str | None
+    ) -> Append:
+        letter = dead_letter_event(
+            source_stream=delivery.stream,
+            entry_id=delivery.id_text,
+            fields=delivery.fields,
+            reason=reason,
+            detail=detail,
+            request_id=request_id,
+            group=self._tuning.group,
+            deliveries=delivery.deliveries,
+        )
+        return Append(self.keys.dead_letter, encode_entry(letter), DEAD_LETTER_MAXLEN)
+
+    async def _unwritable_reply(
+        self, delivery: Delivery, appends: list[Append], request_id: str | None
+    ) -> list[Append] | None:
+        """The appends to commit instead when a reply stream cannot be written (a key of
+        another type): without it, plus a dead letter saying so; ``None`` if that is not it."""
+        replies = [a for a in appends if a.stream.startswith(self.keys.reply_prefix)]
+        if not replies:
+            return None
+        stream = replies[0].stream
+        try:
+            found = await self._redis.type(stream)
+            kind = found.decode() if isinstance(found, bytes) else str(found)
+        except (RedisError, OSError):
+            kind = "key of another type"
+        if kind in ("stream", "none"):
+            return None
+        tag = replies[0].entry[TYPE_FIELD]
+        event = tag.decode() if isinstance(tag, bytes) else str(tag)
+        rest = [a for a in appends if not a.stream.startswith(self.keys.reply_prefix)]
+        where = (
+            f"; it is on {self.keys.responses}"
+            if any(a.stream == self.keys.responses for a in rest)
+            else ""
+        )
+        detail = (
+            f"reply_to {stream!r} is a Redis {kind}, not a stream, so the answer ({event}) "
+            f"could not be written there{where}"
+        )
+        log.warning("reply stream of %s unwritable: %s", delivery.id_text, detail)
+        return [*rest, self._letter(delivery, "bad_reply_to", detail, request_id)]
+
+    async def _commit(
+        self, delivery: Delivery, appends: list[Append], request_id: str | None = None
+    ) -> None:
         # Shielded: once the broker answered, a shutdown must not lose the answer between the
         # events and the XACK. The commit script makes them one step: all land, or the entry
         # stays pending and is reclaimed.
@@ -300,6 +457,18 @@ class Dispatcher:
                     await self._committer.commit(
                         delivery.stream, self._tuning.group, delivery.entry_id, appends
                     )
+                except ResponseError as exc:
+                    instead = (
+                        await self._unwritable_reply(delivery, appends, request_id)
+                        if "WRONGTYPE" in str(exc)
+                        else None
+                    )
+                    if instead is None:
+                        log.warning("commit of %s failed (%s); retrying", delivery.id_text, exc)
+                        await anyio.sleep(backoff)
+                        backoff = min(backoff * 2, 1.0)
+                    else:
+                        appends = instead
                 except (RedisError, OSError) as exc:
                     log.warning("commit of %s failed (%s); retrying", delivery.id_text, exc)
                     await anyio.sleep(backoff)

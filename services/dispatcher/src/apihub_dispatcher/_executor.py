@@ -32,6 +32,7 @@ from apihub_core import (
     Outcome,
     Priority,
     Provider,
+    RequestSubmitted,
     RequestTimeout,
     ResponseReceived,
     UpstreamAuthError,
@@ -46,6 +47,7 @@ from apihub_governance import Admission, Bucket, CircuitBreaker, Gatekeeper, Per
 from apihub_governance import Outcome as BreakerOutcome
 from apihub_runtime import AccessToken, Delivery, Settings, TokenSource
 
+from ._deadline import seconds_left
 from ._decisions import (
     Answer,
     Attempt,
@@ -116,7 +118,7 @@ class Executor:
         """The outcome of ``valid``: a broker answer or a failure, never an exception (bar a
         drain's :class:`~apihub_runtime.DeliveryReleased` and cancellation)."""
         run = _Run(valid, once=valid.once, started=anyio.current_time())
-        seconds = self._seconds_left(valid)
+        seconds = self.seconds_left(valid.request, delivery)
         if seconds <= 0:
             return self._conclude(
                 run, Answer(RequestTimeout("the deadline passed before dispatch"))
@@ -131,11 +133,15 @@ class Executor:
         assert isinstance(final, Answer | GiveUp)  # noqa: S101 - a passed deadline ends it
         return self._conclude(run, final)
 
-    def _seconds_left(self, valid: ValidRequest) -> float:
-        deadline_ms = valid.request.deadline_ms
-        if deadline_ms is None:
-            return self._tuning.max_request_s
-        return min((deadline_ms - now_ms()) / 1000, self._tuning.max_request_s)
+    def seconds_left(self, request: RequestSubmitted, delivery: Delivery) -> float:
+        """How long ``request`` may still take (see ``_deadline``: the producer's budget,
+        counted from the entry's arrival on the hub's clocks, at most ``max_request_s``)."""
+        return seconds_left(
+            request,
+            entry_id=delivery.id_text,
+            now_ms=now_ms(),
+            max_request_s=self._tuning.max_request_s,
+        )
 
     async def _attempts(self, run: _Run, delivery: Delivery) -> Outcome:
         request = run.valid.request

@@ -19,12 +19,9 @@ import anyio
 import msgspec
 import redis.asyncio as aioredis
 
-from apihub_core import IDEMPOTENCY_TTL_S, Keys, Outcome, RequestSubmitted, encode_event, now_ms
+from apihub_core import IDEMPOTENCY_TTL_S, Keys, Outcome, RequestSubmitted, encode_event
 
 log = logging.getLogger("apihub.dispatcher.idempotency")
-
-WAIT_WITHOUT_DEADLINE_S: Final = 60.0
-"""How long a duplicate without a deadline waits for the owner's answer."""
 
 _POLL_START_S: Final = 0.02
 _POLL_CAP_S: Final = 0.25
@@ -53,9 +50,13 @@ class Claim:
 
 
 def fingerprint(request: RequestSubmitted) -> str:
-    """What makes two requests "the same" for an idempotency key: TR and parameters."""
-    canonical = msgspec.json.encode([request.tr_id, sorted(request.params.items())])
-    return hashlib.sha256(canonical).hexdigest()[:32]
+    """What makes two requests "the same" for an idempotency key: TR and parameters, and the
+    page asked for (``cont``/``next_key``) when it is not the first."""
+    content: list[object] = [request.tr_id, sorted(request.params.items())]
+    if request.cont or request.next_key:
+        # Only then: a first-page request keeps the fingerprint keys stored before had.
+        content += [request.cont, request.next_key]
+    return hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:32]
 
 
 class IdempotencyLedger:
@@ -91,14 +92,12 @@ class IdempotencyLedger:
         )
 
     async def wait_for_answer(
-        self, provider: str, account: str, request: RequestSubmitted
+        self, provider: str, account: str, request: RequestSubmitted, budget_s: float
     ) -> Outcome | None:
-        """The owner's answer, or ``None`` if none came before the deadline."""
+        """The owner's answer, or ``None`` if none came within ``budget_s`` (the time left
+        before this request's own deadline)."""
         key = self._key(provider, account, request)
-        if request.deadline_ms is None:
-            budget = WAIT_WITHOUT_DEADLINE_S
-        else:
-            budget = max(0.0, (request.deadline_ms - now_ms()) / 1000)
+        budget = max(0.0, budget_s)
         delay = _POLL_START_S
         # Polling, not a stream read: duplicates are rare and the answer is a hash field, so a
         # few cheap HGETs beat keeping a reader per waiting duplicate.
