@@ -342,3 +342,60 @@ def test_now_ms_is_unix_milliseconds() -> None:
     after = time.time_ns() // 1_000_000
     assert isinstance(value, int)
     assert before <= value <= after
+
+
+# --- strict decoding (how the dispatcher reads a request it is to execute) --------------------
+
+
+def test_strict_decoding_requires_the_type_tag() -> None:
+    document = {"request_id": "r", "provider": "KIS", "tr_id": "T"}
+    assert decode_request(data_entry(document)).request_id == "r"  # lenient by default
+    with pytest.raises(EntryDecodeError) as caught:
+        decode_request(data_entry(document), strict=True)
+    assert caught.value.reason == "missing_type"
+    assert '"type": "request.submitted"' in caught.value.detail
+
+
+@pytest.mark.parametrize("schema", [0, -1, SCHEMA_VERSION + 1, 99])
+def test_strict_decoding_refuses_unknown_schema_versions(schema: int) -> None:
+    document = json.loads(encode_entry(SUBMITTED)["data"])
+    document["schema"] = schema
+    with pytest.raises(EntryDecodeError) as caught:
+        decode_request(data_entry(document), strict=True)
+    assert caught.value.reason == "unsupported_schema"
+    assert str(schema) in caught.value.detail
+
+
+def test_strict_decoding_accepts_what_the_client_writes_and_a_missing_schema() -> None:
+    assert decode_request(as_redis_fields(encode_entry(SUBMITTED)), strict=True) == SUBMITTED
+    minimal = {"type": "request.submitted", "request_id": "r", "provider": "KIS", "tr_id": "T"}
+    assert decode_request(data_entry(minimal), strict=True).schema == SCHEMA_VERSION
+
+
+def test_strict_decoding_still_types_the_schema() -> None:
+    document = {"type": "request.submitted", "schema": "1", "request_id": "r", "provider": "K"}
+    with pytest.raises(EntryDecodeError) as caught:
+        decode_request(data_entry({**document, "tr_id": "T"}), strict=True)
+    assert caught.value.reason == "invalid_event"
+    assert "schema" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [({"a": 1}, 'object {"a":1}'), ([1], "array [1]"), (5930, "number 5930"), (None, "null")],
+)
+def test_a_mistyped_parameter_is_named(value: Any, shown: str) -> None:
+    document = {"type": "request.submitted", "request_id": "r", "provider": "KIS", "tr_id": "T"}
+    document["params"] = {"GOOD": "x", "FID_INPUT_ISCD": value}
+    with pytest.raises(EntryDecodeError) as caught:
+        decode_request(data_entry(document))
+    assert caught.value.reason == "invalid_event"
+    assert caught.value.detail == f"params['FID_INPUT_ISCD'] must be a JSON string, got {shown}"
+
+
+def test_a_mistyped_trace_entry_is_named() -> None:
+    document = {"type": "request.submitted", "request_id": "r", "provider": "KIS", "tr_id": "T"}
+    document["trace"] = {"traceparent": 7}
+    with pytest.raises(EntryDecodeError) as caught:
+        decode_request(data_entry(document))
+    assert "trace['traceparent']" in caught.value.detail

@@ -5,9 +5,22 @@ and revoke tokens, call a catalogued TR (:class:`TrSpec`) once, and either retur
 body untouched in a :class:`BrokerReply` or raise one of ``apihub_core``'s ``Upstream*`` errors
 (see :func:`classify_kis_response` / :func:`classify_kiwoom_response`). Retries, rate limits and
 token caching belong to the callers.
+
+The TR catalog is data (``trs.toml``, :func:`builtin_catalog`) that ``apihub.toml`` may extend
+(:func:`configured_catalog`); ``python -m apihub_brokers.catalog_doc`` writes ``docs/trs.md``.
 """
 
-from ._catalog import TrSpec, known_trs, lookup_tr
+from apihub_runtime import Catalog, TrSpec
+
+from ._catalog import (
+    CatalogRow,
+    builtin_catalog,
+    catalog_markdown,
+    catalog_rows,
+    configured_catalog,
+    known_trs,
+    lookup_tr,
+)
 from ._errors_map import (
     KIS_ERROR_CODES,
     KIWOOM_ERROR_CODES,
@@ -26,14 +39,20 @@ __all__ = [
     "KIWOOM_ERROR_CODES",
     "BrokerClient",
     "BrokerReply",
+    "Catalog",
+    "CatalogRow",
     "ErrorCodes",
     "KisClient",
     "KiwoomClient",
     "TrSpec",
     "TransportName",
+    "builtin_catalog",
+    "catalog_markdown",
+    "catalog_rows",
     "classify_kis_response",
     "classify_kiwoom_response",
     "client_for",
+    "configured_catalog",
     "known_trs",
     "lookup_tr",
     "make_http_client",

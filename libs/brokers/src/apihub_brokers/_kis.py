@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final
 
 from apihub_core import Provider, UpstreamError
-from apihub_runtime import AccessToken, AccountConfig, Secret
+from apihub_runtime import AccessToken, AccountConfig, Secret, TrSpec
 
 from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
-from ._catalog import TrSpec, kis_wire_tr_id
 from ._errors_map import KIS_ERROR_CODES, ErrorCodes, kis_error
 from ._types import BrokerReply
 
@@ -26,7 +25,8 @@ class KisClient(_BaseBrokerClient):
     """Talks to the KIS Open API: ``/oauth2/tokenP``, ``/oauth2/revokeP`` and the ``/uapi`` TRs.
 
     Quote TRs are GETs with query parameters; orders POST a JSON body with upper-case keys. On a
-    virtual account, TR ids starting with T/J/C go out as ``V…`` (``TTTC0012U`` → ``VTTC0012U``).
+    virtual account, the TR's virtual twin goes out (``TTTC0012U`` → ``VTTC0012U``, see
+    :attr:`TrSpec.virtual_tr_id`).
     """
 
     provider: Provider = Provider.KIS
@@ -116,7 +116,7 @@ class KisClient(_BaseBrokerClient):
             "authorization": f"Bearer {token.value.reveal()}",
             "appkey": account.app_key.reveal(),
             "appsecret": account.app_secret.reveal(),
-            "tr_id": kis_wire_tr_id(spec.tr_id, virtual=account.virtual),
+            "tr_id": spec.wire_tr_id(virtual=account.virtual),
             "custtype": "P",
         }
         if cont:

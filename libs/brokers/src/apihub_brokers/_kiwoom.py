@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from apihub_core import Provider, UpstreamError
-from apihub_runtime import AccessToken, AccountConfig, Secret
+from apihub_runtime import AccessToken, AccountConfig, Secret, TrSpec
 
 from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
-from ._catalog import TrSpec
 from ._errors_map import KIWOOM_ERROR_CODES, ErrorCodes, kiwoom_error
 from ._types import BrokerReply
 
@@ -108,7 +107,7 @@ class KiwoomClient(_BaseBrokerClient):
             raise ValueError(f"{spec.provider.value} TR {spec.tr_id} sent to the Kiwoom client")
         headers = {
             "Content-Type": _CONTENT_TYPE,
-            "api-id": spec.tr_id,
+            "api-id": spec.wire_tr_id(virtual=account.virtual),
             "authorization": f"Bearer {token.value.reveal()}",
         }
         if cont:

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from apihub_core import Provider
-from apihub_runtime import AccessToken, AccountConfig
-
-from ._catalog import TrSpec
+from apihub_runtime import AccessToken, AccountConfig, TrSpec
 
 
 @dataclass(frozen=True, slots=True)

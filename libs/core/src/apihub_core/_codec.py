@@ -108,12 +108,16 @@ def _name_the_key(message: str, data: bytes) -> str:
     if not isinstance(mapping, dict):
         return message
     bad = [
-        f"{field}[{key!r}] must be a JSON string, got {_JSON_TYPES.get(type(value), 'value')} "
-        f"{msgspec.json.encode(value).decode()[:60]}"
+        f"{field}[{key!r}] must be a JSON string, got {_shown(value)}"
         for key, value in mapping.items()
         if not isinstance(value, str)
     ]
     return "; ".join(bad) if bad else message
+
+
+def _shown(value: Any) -> str:
+    kind = _JSON_TYPES.get(type(value), "value")
+    return kind if value is None else f"{kind} {msgspec.json.encode(value).decode()[:60]}"
 
 
 class _Header(msgspec.Struct):

@@ -6,6 +6,7 @@ the shared token reader. A service is a thin composition root over these (see
 ``docs/writing-a-service.md``); the wire contract they speak is ``apihub_core``.
 """
 
+from ._catalog import Catalog, TrSpec
 from ._commit import Append, Committer
 from ._consumer import (
     Delivery,
@@ -29,6 +30,7 @@ from ._settings import (
     AccountConfig,
     AccountRate,
     BreakerSettings,
+    CatalogSettings,
     DispatcherSettings,
     RateLimiterSettings,
     Settings,
@@ -47,6 +49,8 @@ __all__ = [
     "AccountRate",
     "Append",
     "BreakerSettings",
+    "Catalog",
+    "CatalogSettings",
     "Committer",
     "Delivery",
     "DeliveryReleased",
@@ -66,6 +70,7 @@ __all__ = [
     "TokenKeyError",
     "TokenSource",
     "TokenStore",
+    "TrSpec",
     "configure_logging",
     "configure_tracing",
     "consumer_name",

@@ -35,6 +35,7 @@ import msgspec
 
 from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, ConfigurationError, Provider
 
+from ._catalog import Catalog, parse_tr_tables
 from ._secret import Secret
 
 _S = TypeVar("_S")
@@ -244,6 +245,18 @@ class TokenKeeperSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogSettings:
+    """The ``[catalog]`` section of ``apihub.toml``.
+
+    ``trs`` holds the ``[[catalog.tr]]`` definitions only: the catalog in force is the built-in
+    one (shipped with ``apihub_brokers``) extended by them, where a definition here replaces
+    the built-in one sharing its provider and id (``apihub_brokers.configured_catalog``).
+    """
+
+    trs: Catalog = field(default_factory=Catalog)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a service needs, resolved once at start-up."""
 
@@ -257,6 +270,7 @@ class Settings:
     rate_limiter: RateLimiterSettings = field(default_factory=RateLimiterSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     token_keeper: TokenKeeperSettings = field(default_factory=TokenKeeperSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
 
     @property
     def gatekeeper_url(self) -> str | None:
@@ -411,15 +425,15 @@ def _spec_rate(
     )
 
 
-def _load_toml(path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
+def _load_toml(path: Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], Path | None]:
     if path is None:
         configured = env.get("APIHUB_CONFIG")
         path = Path(configured) if configured else Path("apihub.toml")
         if not configured and not path.exists():
-            return {}
+            return {}, None
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            return tomllib.load(fh), path
     except FileNotFoundError:
         raise ConfigurationError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
@@ -438,6 +452,22 @@ def _section(doc: Mapping[str, Any], name: str, kind: type[_S]) -> _S:
         raise ConfigurationError(f"bad [{name}] settings: {exc}") from None
 
 
+def _catalog(doc: Mapping[str, Any], path: Path | None) -> CatalogSettings:
+    spec = doc.get("catalog")
+    if spec is None or path is None:
+        return CatalogSettings()
+    if not isinstance(spec, dict):
+        raise ConfigurationError(f"{path}: [catalog] must be a table")
+    unknown = set(spec) - {"tr"}
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown [catalog] settings: {', '.join(sorted(unknown))}"
+        )
+    # tomllib keeps no positions: the definitions are located again in the text for errors.
+    text = path.read_text(encoding="utf-8")
+    return CatalogSettings(trs=parse_tr_tables(spec.get("tr", []), text, str(path), "catalog.tr"))
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, config_path: Path | None = None
 ) -> Settings:
@@ -446,7 +476,7 @@ def load_settings(
     The environment wins over the file for the Redis URLs, namespace and data directory.
     """
     env = os.environ if env is None else env
-    doc = _load_toml(config_path, env)
+    doc, source = _load_toml(config_path, env)
     hub = doc.get("hub", {})
     accounts: dict[tuple[Provider, str], AccountConfig] = {}
     defaults: dict[Provider, str] = {}
@@ -484,4 +514,5 @@ def load_settings(
         rate_limiter=_section(doc, "rate_limiter", RateLimiterSettings),
         breaker=_section(doc, "breaker", BreakerSettings),
         token_keeper=_section(doc, "token_keeper", TokenKeeperSettings),
+        catalog=_catalog(doc, source),
     )

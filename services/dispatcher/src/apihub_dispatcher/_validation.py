@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from apihub_brokers import TrSpec, lookup_tr
+from apihub_brokers import TrSpec, configured_catalog
 from apihub_core import Keys, Provider, RequestSubmitted
 from apihub_runtime import AccountConfig, Settings
 
@@ -38,7 +38,8 @@ def entry_size(fields: Mapping[bytes, bytes]) -> int:
 
 
 def validate(request: RequestSubmitted, settings: Settings, keys: Keys) -> ValidRequest:
-    """Resolve provider, TR and account, and check required parameters; raise :class:`Rejection`."""
+    """Resolve provider, TR (in the configured catalog: the built-in one extended by
+    ``apihub.toml``) and account, and check required parameters; raise :class:`Rejection`."""
     if not request.request_id or len(request.request_id) > 128:
         raise Rejection("invalid_event", "request_id must be 1 to 128 characters")
     if request.reply_to is not None and not keys.is_reply_stream(request.reply_to):
@@ -49,7 +50,7 @@ def validate(request: RequestSubmitted, settings: Settings, keys: Keys) -> Valid
         provider = Provider.parse(request.provider)
     except ValueError as exc:
         raise Rejection("unknown_provider", str(exc)) from None
-    spec = lookup_tr(provider, request.tr_id)
+    spec = configured_catalog(settings).lookup(provider, request.tr_id)
     if spec is None:
         raise Rejection(
             "unknown_tr", f"{provider.value} has no TR {request.tr_id!r} in the catalog"
