@@ -6,12 +6,22 @@ real environment nor a stray ``apihub.toml`` can leak in.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from apihub_core import ConfigurationError, Provider
-from apihub_runtime import AccountConfig, AccountRate, DispatcherSettings, Settings, load_settings
+from apihub_runtime import (
+    AccountConfig,
+    AccountRate,
+    Catalog,
+    CatalogSettings,
+    DispatcherSettings,
+    Settings,
+    TrSpec,
+    load_settings,
+)
 
 KIS_REAL = "https://openapi.koreainvestment.com:9443"
 KIS_VPS = "https://openapivts.koreainvestment.com:29443"
@@ -497,3 +507,219 @@ def test_governance_sections_are_read_and_checked(tmp_path: Path) -> None:
     bad = write_toml(tmp_path, "[breaker]\nthreshold = 3\n")
     with pytest.raises(ConfigurationError, match=r"unknown \[breaker\] settings: threshold"):
         load_settings(env={}, config_path=bad)
+
+
+# --- the TR catalog: [[catalog.tr]] ----------------------------------------------------------
+
+PRICE_TWIN = """\
+[hub]
+namespace = "x"
+
+[[catalog.tr]]
+provider = "kis"
+tr_id = "fhkst01010900"
+method = "get"
+path = "/uapi/domestic-stock/v1/quotations/inquire-investor"
+required = ["FID_COND_MRKT_DIV_CODE", "FID_INPUT_ISCD"]
+family = "quotations"
+description = "주식현재가 투자자"
+
+[[catalog.tr]]
+provider = "KIS"
+tr_id = "TTTC8434R"
+method = "GET"
+path = "/uapi/domestic-stock/v1/trading/inquire-balance"
+required = ["CANO", "ACNT_PRDT_CD", "CTX_AREA_FK100", "CTX_AREA_NK100"]
+family = "account"
+paging = "tr_cont"
+
+[[catalog.tr]]
+provider = "KIWOOM"
+tr_id = "KA10082"
+method = "POST"
+path = "/api/dostk/chart"
+required = ["stk_cd", "base_dt", "upd_stkpc_tp"]
+family = "chart"
+paging = "cont_key"
+
+[[catalog.tr]]
+provider = "KIS"
+tr_id = "TTTC0013U"
+virtual_tr_id = "VTTC0013U"
+method = "POST"
+path = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
+required = ["CANO"]
+kind = "order"
+family = "order"
+"""
+
+
+def test_no_catalog_section_means_no_extension() -> None:
+    settings = load_settings(env={})
+    assert len(settings.catalog.trs) == 0
+    assert settings.catalog == CatalogSettings()
+    assert Settings().catalog.trs == Catalog()
+
+
+def test_catalog_definitions_are_read_normalised_and_defaulted(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, PRICE_TWIN)
+    trs = load_settings(env={}, config_path=path).catalog.trs
+    assert [(s.provider, s.tr_id) for s in trs] == [
+        (Provider.KIS, "FHKST01010900"),
+        (Provider.KIS, "TTTC8434R"),
+        (Provider.KIWOOM, "ka10082"),
+        (Provider.KIS, "TTTC0013U"),
+    ]
+    investor, balance, weekly, amend = trs
+    assert (investor.method, investor.kind, investor.paging) == ("GET", "query", "none")
+    assert investor.virtual_tr_id == "FHKST01010900"  # not T/J/C: the same id on vps
+    assert (investor.cont_headers, investor.cont_fields) == ((), ())
+    assert investor.description == "주식현재가 투자자"
+    assert investor.source == f"{path}:4"
+    # The T/J/C → V rule is the default twin; the tr_cont paging brings its defaults.
+    assert balance.virtual_tr_id == "VTTC8434R"
+    assert balance.cont_headers == ("tr_cont",)
+    assert balance.cont_fields == ("CTX_AREA_FK100", "CTX_AREA_NK100")
+    assert balance.wire_tr_id(virtual=True) == "VTTC8434R"
+    assert balance.wire_tr_id(virtual=False) == "TTTC8434R"
+    assert (weekly.cont_headers, weekly.virtual_tr_id) == (("cont-yn", "next-key"), "ka10082")
+    assert amend.is_order
+    assert amend.kind == "order"
+    assert amend.source == f"{path}:31"
+    assert trs.lookup(Provider.KIS, "vttc0013u") is amend
+    assert trs.lookup(Provider.KIWOOM, "KA10082") is weekly
+    assert trs.lookup(Provider.KIWOOM, "TTTC0013U") is None
+
+
+BAD_DEFINITIONS = {
+    "unknown field": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmetod = "GET"\n',
+        r":7: \[\[catalog.tr\]\] #1: unknown field metod \(fields: provider, tr_id",
+    ),
+    "missing field": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\nfamily = "q"\n',
+        r":4: \[\[catalog.tr\]\] #1: missing field path$",
+    ),
+    "bad method": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "PUT"\npath = "/p"\nfamily = "q"\n',
+        r':7: \[\[catalog.tr\]\] KIS FHKST01010900: method must be "GET" or "POST", not .PUT.$',
+    ),
+    "bad paging": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n'
+        'paging = "cursor"\n',
+        r":10: \[\[catalog.tr\]\] KIS FHKST01010900: paging must be one of none, tr_cont, "
+        r"cont_key, date_window, hour_window, not 'cursor'$",
+    ),
+    "paging of the other broker": (
+        'provider = "KIWOOM"\ntr_id = "ka10099"\nmethod = "POST"\npath = "/p"\nfamily = "q"\n'
+        'paging = "tr_cont"\n',
+        r":10: \[\[catalog.tr\]\] KIWOOM ka10099: KIWOOM TRs page with none, cont_key, "
+        r"not 'tr_cont'$",
+    ),
+    "path without a leading slash": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\n'
+        'path = "uapi/domestic-stock/v1/quotations/x"\nfamily = "q"\n',
+        r":8: \[\[catalog.tr\]\] KIS FHKST01010900: path must start with /",
+    ),
+    "an order as GET": (
+        'provider = "KIS"\ntr_id = "TTTC0013U"\nmethod = "GET"\npath = "/p"\nfamily = "order"\n'
+        'kind = "order"\n',
+        r":7: \[\[catalog.tr\]\] KIS TTTC0013U: an order must be a POST",
+    ),
+    "a Kiwoom GET": (
+        'provider = "KIWOOM"\ntr_id = "ka10099"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n',
+        r":7: \[\[catalog.tr\]\] KIWOOM ka10099: every Kiwoom TR is a POST$",
+    ),
+    "bad kind": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n'
+        'kind = "write"\n',
+        r":10: \[\[catalog.tr\]\] KIS FHKST01010900: kind must be \"query\" or \"order\"",
+    ),
+    "bad provider": (
+        'provider = "NH"\ntr_id = "X1"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n',
+        r":5: \[\[catalog.tr\]\] #1: unknown provider 'NH' \(known: KIS, KIWOOM\)$",
+    ),
+    "a list that is not one": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n'
+        'required = "FID_INPUT_ISCD"\n',
+        r":10: \[\[catalog.tr\]\] #1: required must be a list of names, not 'FID_INPUT_ISCD'$",
+    ),
+    "a cursor that is no parameter": (
+        'provider = "KIS"\ntr_id = "TTTC8434R"\nmethod = "GET"\npath = "/p"\nfamily = "a"\n'
+        'paging = "tr_cont"\nrequired = ["CANO"]\n',
+        r":4: \[\[catalog.tr\]\] KIS TTTC8434R: cont_fields CTX_AREA_FK100 is not one of the "
+        r"TR's parameters$",
+    ),
+    "continuation without paging": (
+        'provider = "KIWOOM"\ntr_id = "ka10099"\nmethod = "POST"\npath = "/p"\nfamily = "q"\n'
+        'cont_headers = ["cont-yn"]\n',
+        r":10: \[\[catalog.tr\]\] KIWOOM ka10099: cont_headers needs a paging other than",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DEFINITIONS))
+def test_a_wrong_definition_is_refused_naming_file_and_line(tmp_path: Path, case: str) -> None:
+    body, message = BAD_DEFINITIONS[case]
+    path = write_toml(tmp_path, f'[hub]\nnamespace = "x"\n\n[[catalog.tr]]\n{body}')
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env={}, config_path=path)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.startswith(f"{path}:")
+    assert re.search(message, text), text
+
+
+def test_a_duplicate_tr_id_is_refused_at_the_second_definition(tmp_path: Path) -> None:
+    one = 'provider = "KIS"\ntr_id = "{}"\nmethod = "POST"\npath = "/p"\nfamily = "order"\n'
+    text = "\n".join(
+        f"[[catalog.tr]]\n{one.format(tr_id)}" for tr_id in ("TTTC0013U", "X1", "vttc0013u")
+    )
+    path = write_toml(tmp_path, text)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"apihub.toml:15: \[\[catalog.tr\]\] KIS VTTC0013U: duplicate tr_id VTTC0013U "
+        r"\(already defined at line 1\)$",
+    ):
+        load_settings(env={}, config_path=path)
+
+
+def test_inline_definitions_are_located_by_their_tr_id(tmp_path: Path) -> None:
+    text = """\
+[catalog]
+tr = [
+  { provider = "KIS", tr_id = "FHKST01010900", method = "GET", path = "/p", family = "q" },
+  { provider = "KIS", tr_id = "FHKST01011000", method = "PUT", path = "/p", family = "q" },
+]
+"""
+    path = write_toml(tmp_path, text)
+    with pytest.raises(ConfigurationError, match=r"apihub.toml:4: .*KIS FHKST01011000: method"):
+        load_settings(env={}, config_path=path)
+
+
+def test_unknown_catalog_settings_are_refused(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "[catalog]\npass_through = true\n")
+    with pytest.raises(ConfigurationError, match=r"unknown \[catalog\] settings: pass_through"):
+        load_settings(env={}, config_path=path)
+    not_tables = write_toml(tmp_path, '[catalog]\ntr = "FHKST01010100"\n')
+    with pytest.raises(ConfigurationError, match=r"apihub.toml:2: catalog.tr must be tables"):
+        load_settings(env={}, config_path=not_tables)
+
+
+def test_catalog_extension_and_equality() -> None:
+    base = Catalog([TrSpec(Provider.KIS, "TTTC0012U", "POST", "/o", ("CANO",), is_order=True)])
+    assert base.lookup(Provider.KIS, "VTTC0012U") is next(iter(base))
+    replacement = TrSpec(Provider.KIS, "TTTC0012U", "POST", "/o2", ())
+    added = TrSpec(Provider.KIWOOM, "ka10001", "POST", "/i", ("stk_cd",))
+    merged = base.extended([added, replacement])
+    assert list(merged) == [replacement, added]
+    assert merged.lookup(Provider.KIS, "vttc0012u") is replacement
+    assert base.extended(Catalog()) is base
+    assert merged == Catalog([replacement, added])
+    assert hash(merged) == hash(Catalog([replacement, added]))
+    assert merged != base
+    assert added in merged
+    assert merged.of(Provider.KIWOOM) == [added]
+    assert "KIS TTTC0012U" in repr(merged)
+    with pytest.raises(ValueError, match="defined twice"):
+        Catalog([replacement, replacement])
