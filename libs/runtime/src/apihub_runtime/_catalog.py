@@ -354,7 +354,8 @@ def _definition(
     cont_headers = tuple(raw.get("cont_headers", default_headers))
     cont_fields = tuple(raw.get("cont_fields", default_fields))
     if paging == "none" and (cont_headers or cont_fields):
-        fail('cont_headers and cont_fields need a paging other than "none"', "paging")
+        where = "cont_headers" if cont_headers else "cont_fields"
+        fail(f'{where} needs a paging other than "none"', where)
     if paging in ("tr_cont", "cont_key") and not cont_headers:
         fail(f"paging {paging!r} needs cont_headers", "cont_headers")
     if paging in ("date_window", "hour_window") and not cont_fields:
