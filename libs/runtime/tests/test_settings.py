@@ -594,7 +594,7 @@ def test_catalog_definitions_are_read_normalised_and_defaulted(tmp_path: Path) -
 BAD_DEFINITIONS = {
     "unknown field": (
         'provider = "KIS"\ntr_id = "FHKST01010900"\nmetod = "GET"\n',
-        r":7: \[\[catalog.tr\]\] #1: unknown field metod \(fields: provider, tr_id",
+        r":7: \[\[catalog.tr\]\] #1: unknown field 'metod' \(did you mean 'method'\?\)$",
     ),
     "missing field": (
         'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\nfamily = "q"\n',
@@ -634,6 +634,15 @@ BAD_DEFINITIONS = {
         'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n'
         'kind = "write"\n',
         r":10: \[\[catalog.tr\]\] KIS FHKST01010900: kind must be \"query\" or \"order\"",
+    ),
+    "an unknown field unlike any": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nparams = []\n',
+        r":7: \[\[catalog.tr\]\] #1: unknown field 'params' \(fields: provider, tr_id, virtual",
+    ),
+    "a description of two lines": (
+        'provider = "KIS"\ntr_id = "FHKST01010900"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n'
+        'description = """one\ntwo"""\n',
+        r":10: \[\[catalog.tr\]\] KIS FHKST01010900: description must be one line$",
     ),
     "bad provider": (
         'provider = "NH"\ntr_id = "X1"\nmethod = "GET"\npath = "/p"\nfamily = "q"\n',

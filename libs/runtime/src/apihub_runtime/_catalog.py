@@ -14,6 +14,7 @@ runtime cannot depend on the brokers package (which depends on it).
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -299,7 +300,9 @@ def _definition(
 
     unknown = [name for name in raw if name not in _FIELDS]
     if unknown:
-        fail(f"unknown field {unknown[0]} (fields: {', '.join(_FIELDS)})", unknown[0])
+        close = difflib.get_close_matches(unknown[0], _FIELDS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"fields: {', '.join(_FIELDS)}"
+        fail(f"unknown field {unknown[0]!r} ({hint})", unknown[0])
     missing = [name for name in _MANDATORY if name not in raw]
     if missing:
         fail(f"missing field {', '.join(missing)}")
@@ -360,6 +363,8 @@ def _definition(
         fail(f"paging {paging!r} needs cont_headers", "cont_headers")
     if paging in ("date_window", "hour_window") and not cont_fields:
         fail(f"paging {paging!r} needs cont_fields (the window bound)", "cont_fields")
+    if "\n" in raw.get("description", "").strip():
+        fail("description must be one line", "description")
     strays = [name for name in cont_fields if name.upper() not in params]
     if strays:
         fail(f"cont_fields {strays[0]} is not one of the TR's parameters", "cont_fields")
