@@ -207,7 +207,6 @@ SURFACES: dict[str, set[str]] = {
         "RATE_LIMIT_STREAM_MAXLEN",
         "REPLY_MAXLEN",
         "REPLY_TTL_S",
-        "REQUEST_ANSWER_TTL_S",
         "REQUEST_ID_TTL_S",
         "REQUEST_STREAM_MAXLEN",
         "RESPONSE_STREAM_MAXLEN",
@@ -282,6 +281,7 @@ SURFACES: dict[str, set[str]] = {
         "wire_code",
     },
     "apihub_runtime": {
+        "COMMIT_NOTE_FIELD",
         "AccessToken",
         "AccountConfig",
         "AccountRate",

@@ -204,6 +204,20 @@ async def test_a_repeated_request_id_gets_the_first_answer_as_a_replay(
     assert len(await _outcomes_on_responses(redis, ns, first["request_id"])) == 1
 
 
+async def test_a_repeat_after_the_first_answer_was_trimmed_is_refused(
+    dispatcher: Dispatcher, redis: aioredis.Redis, hub_namespace: str, sim_admin: httpx.AsyncClient
+) -> None:
+    ns = hub_namespace
+    first = _request(ns)
+    await _ask(redis, ns, first)
+    # The answer is read from the response stream (no copy is kept): trimmed, it is gone.
+    await redis.xtrim(f"{ns}:responses", maxlen=0)
+    refusal = await _ask(redis, ns, {**first, "reply_to": f"{ns}:reply:late"})
+    assert refusal["code"] == "APIHUB-REQUEST-ID-REUSED"
+    assert "no longer on" in refusal["message"]
+    assert await _broker_calls(sim_admin) == 1, "still never a second call"
+
+
 async def test_a_request_id_reused_for_other_content_is_refused(
     dispatcher: Dispatcher, redis: aioredis.Redis, hub_namespace: str, sim_admin: httpx.AsyncClient
 ) -> None:

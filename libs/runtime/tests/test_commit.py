@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from apihub_core import Keys, RequestFailed, decode_outcome, encode_entry
-from apihub_runtime import Append, Committer, ensure_group
+from apihub_runtime import COMMIT_NOTE_FIELD, Append, Committer, ensure_group
 
 pytestmark = pytest.mark.anyio
 
@@ -41,6 +41,33 @@ async def test_appends_every_event_and_acks_the_entry(
         assert decode_outcome(fields).request_id == "r1"
     assert 0 < await aredis.ttl(reply) <= 60
     assert await aredis.ttl(keys.responses) == -1, "audit streams never expire"
+
+
+async def test_a_note_records_the_appended_id_only_in_a_hash_that_exists(
+    aredis: aioredis.Redis, hub_namespace: str
+) -> None:
+    keys = Keys(hub_namespace)
+    await ensure_group(aredis, keys.requests, "g")
+    for _ in range(2):
+        await aredis.xadd(keys.requests, {"data": "{}"})
+    ((_, entries),) = await aredis.xreadgroup("g", "c", {keys.requests: ">"})
+    kept, gone = keys.request_record("kept"), keys.request_record("gone")
+    await aredis.hset(kept, "entry", "1-0")
+    committer = Committer(aredis)
+    for (entry_id, _fields), note in zip(entries, (kept, gone), strict=True):
+        await committer.commit(
+            keys.requests,
+            "g",
+            entry_id,
+            [
+                Append(keys.reply("me"), encode_entry(_failure("r")), 10, ttl_s=60),
+                Append(keys.responses, encode_entry(_failure("r")), 1000, note=note),
+            ],
+        )
+    first, _second = [entry_id for entry_id, _ in await aredis.xrange(keys.responses)]
+    assert await aredis.hgetall(kept) == {b"entry": b"1-0", COMMIT_NOTE_FIELD.encode(): first}
+    assert not await aredis.exists(gone), "a note never creates the hash (it would never expire)"
+    assert (await aredis.xpending(keys.requests, "g"))["pending"] == 0
 
 
 async def test_nothing_is_appended_when_the_script_fails(

@@ -48,10 +48,6 @@ REQUEST_ID_TTL_S = 24 * 3600
 """How long a request id is remembered (entry, content fingerprint: about 150 bytes each), so a
 second request with the same id is answered with the first's answer or refused, never called."""
 
-REQUEST_ANSWER_TTL_S = REPLY_TTL_S
-"""How long the answer of a request is kept for a repeat of its request id (as long as a reply
-stream keeps it); later, a repeat is refused and the answer is on the response stream."""
-
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -158,12 +154,9 @@ class Keys:
         return f"{self.namespace}:group-members:{group}:{stream}"
 
     def request_record(self, request_id: str) -> str:
-        """Hash of one request id: the entry that first used it and its content fingerprint."""
+        """Hash of one request id: the entry that first used it, its content fingerprint and
+        (``outcome``) the response-stream id of its answer once committed."""
         return f"{self.namespace}:request:{request_id}"
-
-    def request_answer(self, request_id: str) -> str:
-        """The outcome JSON of the request that first used ``request_id``, for its repeats."""
-        return f"{self.namespace}:request-answer:{request_id}"
 
     def order_sent(self, request_id: str) -> str:
         """Marker set just before an order leaves for the broker; its presence forbids a resend."""

@@ -7,7 +7,7 @@ the shared token reader. A service is a thin composition root over these (see
 """
 
 from ._catalog import Catalog, TrSpec
-from ._commit import Append, Committer
+from ._commit import COMMIT_NOTE_FIELD, Append, Committer
 from ._consumer import (
     Delivery,
     DeliveryReleased,
@@ -44,6 +44,7 @@ from ._tokens import AccessToken, TokenSource
 from ._tracing import configure_tracing
 
 __all__ = [
+    "COMMIT_NOTE_FIELD",
     "AccessToken",
     "AccountConfig",
     "AccountRate",

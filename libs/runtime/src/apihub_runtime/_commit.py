@@ -30,6 +30,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apihub_core import DATA_FIELD, TYPE_FIELD, EntryFields
 
+COMMIT_NOTE_FIELD: Final = "outcome"
+"""The field of an :attr:`Append.note` hash that receives the appended entry's id."""
+
 MAX_BATCH: Final = 64
 """Most entries committed by one script call."""
 
@@ -48,6 +51,7 @@ for e = 1, entries do
   at = at + 2
   local failed = nil
   for n = 1, appends do
+    local noted = tonumber(ARGV[at + 4])
     if not failed then
       local added = redis.pcall('XADD', KEYS[key], 'MAXLEN', '~', ARGV[at], '*',
                                 '{TYPE_FIELD}', ARGV[at + 1], '{DATA_FIELD}', ARGV[at + 2])
@@ -56,10 +60,13 @@ for e = 1, entries do
       else
         local ttl = tonumber(ARGV[at + 3])
         if ttl > 0 then redis.call('EXPIRE', KEYS[key], ttl) end
+        if noted == 1 and redis.call('EXISTS', KEYS[key + 1]) == 1 then
+          redis.call('HSET', KEYS[key + 1], '{COMMIT_NOTE_FIELD}', added)
+        end
       end
     end
-    at = at + 4
-    key = key + 1
+    at = at + 5
+    key = key + 1 + noted
   end
   if failed then
     out[e] = failed
@@ -69,19 +76,25 @@ for e = 1, entries do
 end
 return out
 """
-"""KEYS: the source stream, then every append's stream in order. ARGV: group, entry count, then
-per entry: entry id, append count, and per append: MAXLEN, type, data, TTL seconds. Returns
-per entry the number acknowledged, or the error that stopped its appends."""
+"""KEYS: the source stream, then every append's stream in order (each followed by its ``note``
+hash, if it has one). ARGV: group, entry count, then per entry: entry id, append count, and per
+append: MAXLEN, type, data, TTL seconds, 1 if it has a note hash else 0. Returns per entry the
+number acknowledged, or the error that stopped its appends."""
 
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """One event to append: the stream, its approximate cap and an optional TTL (seconds)."""
+    """One event to append: the stream, its approximate cap and an optional TTL (seconds).
+
+    ``note``: the key of a hash that, if it exists, records the new entry's id under
+    :data:`COMMIT_NOTE_FIELD`, in the same atomic step (an index from, say, a request id to its
+    outcome, without a second round trip or a copy of the event)."""
 
     stream: str
     entry: EntryFields
     maxlen: int
     ttl_s: int = 0
+    note: str = ""
 
 
 @dataclass(eq=False)
@@ -193,11 +206,14 @@ class Committer:
             args += [item.entry_id, len(item.appends)]
             for append in item.appends:
                 keys.append(append.stream)
+                if append.note:
+                    keys.append(append.note)
                 args += [
                     append.maxlen,
                     append.entry[TYPE_FIELD],
                     append.entry[DATA_FIELD],
                     append.ttl_s,
+                    1 if append.note else 0,
                 ]
         self.calls += 1
         replies: list[Any] = await self._script(keys=keys, args=args)

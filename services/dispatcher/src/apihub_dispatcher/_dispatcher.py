@@ -225,23 +225,11 @@ class Dispatcher:
                 "apihub.reclaimed": delivery.reclaimed,
             },
         ) as span:
-            # A redelivery whose answer was recorded before the crash commits that answer.
-            outcome = claim.answer or await self._execute(valid, delivery)
+            outcome = await self._execute(valid, delivery)
             if isinstance(outcome, RequestFailed):
                 span.set_attribute("apihub.error_class", outcome.error_class)
                 span.set_status(StatusCode.ERROR, outcome.error_class)
-            if claim.answer is None:
-                await self._remember(request, delivery, outcome)
             await self._finish(delivery, request, outcome)
-
-    async def _remember(
-        self, request: RequestSubmitted, delivery: Delivery, outcome: Outcome
-    ) -> None:
-        try:
-            await self._request_ids.record(request, delivery.id_text, outcome)
-        except (RedisError, OSError) as exc:
-            # Not worth losing the answer over: a repeat of this id then times out waiting.
-            log.warning("answer of %s not kept for repeats (%s)", request.request_id, exc)
 
     async def _answer_repeat(
         self, delivery: Delivery, valid: ValidRequest, claim: RequestIdClaim
@@ -274,9 +262,9 @@ class Dispatcher:
             await self._reject(
                 delivery,
                 "request_id_reused",
-                f"{first} and answered at {claim.answered_at_ms} (Unix ms); its answer is on "
-                f"{self.keys.responses} and no longer kept for repeats: use a new request_id "
-                "to call again",
+                f"{first} and answered at {claim.answered_at_ms} (Unix ms); its answer is no "
+                f"longer on {self.keys.responses} (trimmed): use a new request_id to call "
+                "again",
                 _sent(request),
                 audit=False,
             )
@@ -359,7 +347,9 @@ class Dispatcher:
         appends = []
         if request.reply_to:
             appends.append(Append(request.reply_to, entry, REPLY_MAXLEN, REPLY_TTL_S))
-        appends.append(Append(self.keys.responses, entry, RESPONSE_STREAM_MAXLEN))
+        # The request id's record learns where its answer is, in the same atomic commit.
+        note = self._request_ids.note(request.request_id)
+        appends.append(Append(self.keys.responses, entry, RESPONSE_STREAM_MAXLEN, note=note))
         await self._commit(delivery, appends, request.request_id)
 
     async def _reject(

@@ -1,63 +1,76 @@
 """Request ids are used once: a second request with an id already seen never calls the broker.
 
 The first entry to claim a request id owns it (``HSETNX entry`` in one script, so two
-dispatchers agree on who was first) together with a fingerprint of what it asks for. Its outcome
-is kept for a while (``REQUEST_ANSWER_TTL_S``) before it is committed. Another entry with the same
-id then gets, without a broker call:
+dispatchers agree on who was first) together with a fingerprint of what it asks for. When the
+owner's outcome is committed, the commit script notes its entry id on the response stream in the
+same record (:attr:`apihub_runtime.Append.note`): no second round trip, and no copy of the
+answer kept beside the one on the response stream. Another entry with the same id then gets,
+without a broker call:
 
 - the same content: the first one's answer, marked ``replay_of`` = the request id (waiting for
   it, within its own deadline, if the first is still running);
-- different content, or the first one's answer no longer kept: a refusal,
-  ``request_id_reused``.
+- different content, or the first one's answer trimmed from the response stream meanwhile: a
+  refusal, ``request_id_reused``.
 
-A redelivery of the owning entry itself (after a crash) is no repeat: it carries on, and if the
-answer was already recorded it is committed again instead of being fetched again.
+A redelivery of the owning entry itself (after a crash) is no repeat: it carries on (its outcome
+was not committed, or it would not be redelivered).
+
+Claims made while another is on its way go out together in one script call when it returns, so
+under load the round trip is paid per batch, not per request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
-from typing import Final
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
 
 import anyio
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apihub_core import (
-    REQUEST_ANSWER_TTL_S,
-    REQUEST_ID_TTL_S,
-    Keys,
-    Outcome,
-    RequestSubmitted,
-    encode_event,
-    now_ms,
-)
+from apihub_core import DATA_FIELD, REQUEST_ID_TTL_S, Keys, Outcome, RequestSubmitted
+from apihub_runtime import COMMIT_NOTE_FIELD
 
 log = logging.getLogger("apihub.dispatcher.request_ids")
 
 _POLL_START_S: Final = 0.02
 _POLL_CAP_S: Final = 0.25
+_MAX_BATCH: Final = 64
+_CALL_TIMEOUT_S: Final = 10.0
 
-_CLAIM_LUA: Final = """
-if redis.call('HSETNX', KEYS[1], 'entry', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
+_CLAIM_LUA: Final = f"""
+local ttl = ARGV[1]
+local out = {{}}
+for n = 2, #KEYS do
+  local record = KEYS[n]
+  local entry, printed = ARGV[2 * n - 2], ARGV[2 * n - 1]
+  if redis.call('HSETNX', record, 'entry', entry) == 1 then
+    redis.call('HSET', record, 'fingerprint', printed)
+    redis.call('EXPIRE', record, ttl)
+  end
+  local got = redis.call('HMGET', record, 'entry', 'fingerprint', '{COMMIT_NOTE_FIELD}')
+  local answer = false
+  if got[3] and got[1] ~= entry then
+    local found = redis.call('XRANGE', KEYS[1], got[3], got[3])
+    if found[1] then
+      local fields = found[1][2]
+      for f = 1, #fields, 2 do
+        if fields[f] == '{DATA_FIELD}' then answer = fields[f + 1] end
+      end
+    end
+  end
+  out[n - 1] = {{got[1], got[2], got[3] or false, answer}}
 end
-local record = redis.call('HMGET', KEYS[1], 'entry', 'fingerprint', 'answered_at_ms')
-return {record[1], record[2], record[3], redis.call('GET', KEYS[2])}
+return out
 """
-"""KEYS: the record, the answer. ARGV: entry id, fingerprint, record TTL. Returns the owning
-entry, its fingerprint, when it was answered and its answer (if still kept)."""
-
-_RECORD_LUA: Final = """
-if redis.call('HGET', KEYS[1], 'entry') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-redis.call('HSET', KEYS[1], 'answered_at_ms', ARGV[4])
-return 1
-"""
-"""KEYS: the record, the answer. ARGV: entry id, outcome JSON, answer TTL, now (ms)."""
+"""KEYS: the response stream, then one record per claim. ARGV: record TTL, then per claim its
+entry id and content fingerprint. Returns per claim: the owning entry, its fingerprint, the
+response-stream id of its committed outcome (if any) and, for a repeat, that outcome's data
+(if the stream still holds it)."""
 
 _outcome_decoder: msgspec.json.Decoder[Outcome] = msgspec.json.Decoder(Outcome)
 
@@ -94,48 +107,120 @@ class RequestIdClaim:
         return self.entry == entry_id
 
 
+@dataclass(eq=False)
+class _Pending:
+    request_id: str
+    entry_id: str
+    printed: str
+    turn: anyio.Event = field(default_factory=anyio.Event)
+    done: bool = False
+    reply: Any = None
+    error: BaseException | None = None
+
+
 class RequestIdLedger:
-    """Claims request ids, keeps their answers and waits for them."""
+    """Claims request ids and waits for the answers of their first requests."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
         self._claim = redis.register_script(_CLAIM_LUA)
-        self._record = redis.register_script(_RECORD_LUA)
+        self._queue: deque[_Pending] = deque()
+        self._sending = False
+        self.calls = 0
+        """Claim script calls made (fewer than claims under load)."""
 
-    def _names(self, request_id: str) -> list[str]:
-        return [self._keys.request_record(request_id), self._keys.request_answer(request_id)]
+    def note(self, request_id: str) -> str:
+        """The record to name as the ``note`` of the owner's response-stream append."""
+        return self._keys.request_record(request_id)
 
     async def claim(self, request: RequestSubmitted, entry_id: str) -> RequestIdClaim:
         """Claim ``request.request_id`` for ``entry_id`` (or learn which entry holds it)."""
-        printed = content_fingerprint(request)
-        entry, stored, answered, answer = await self._claim(
-            keys=self._names(request.request_id), args=[entry_id, printed, REQUEST_ID_TTL_S]
-        )
+        item = _Pending(request.request_id, entry_id, content_fingerprint(request))
+        self._queue.append(item)
+        if self._sending:
+            try:
+                await item.turn.wait()
+            except BaseException:
+                self._withdraw(item)
+                raise
+        if not item.done:
+            await self._send_batch()
+        if item.error is not None:
+            raise item.error
+        entry, stored, outcome_id, answer = item.reply
         return RequestIdClaim(
             entry=entry.decode(),
-            matches=stored.decode() == printed,
-            answered_at_ms=int(answered) if answered else None,
+            matches=stored.decode() == item.printed,
+            answered_at_ms=_id_ms(outcome_id) if outcome_id else None,
             answer=_outcome_decoder.decode(answer) if answer else None,
         )
 
-    async def record(self, request: RequestSubmitted, entry_id: str, outcome: Outcome) -> None:
-        """Keep the owner's answer for repeats of its id (before it is committed)."""
-        await self._record(
-            keys=self._names(request.request_id),
-            args=[entry_id, encode_event(outcome), REQUEST_ANSWER_TTL_S, now_ms()],
-        )
+    async def _send_batch(self) -> None:
+        self._sending = True
+        batch = [self._queue.popleft() for _ in range(min(_MAX_BATCH, len(self._queue)))]
+        try:
+            replies = await self._call_shielded(batch)
+        except Exception as exc:
+            for item in batch:
+                item.error = exc
+        else:
+            for item, reply in zip(batch, replies, strict=True):
+                item.reply = reply
+        finally:
+            for item in batch:
+                item.done = True
+                item.turn.set()
+            self._pass_turn()
+
+    async def _call_shielded(self, batch: list[_Pending]) -> list[Any]:
+        # Shielded and bounded, as commits are: the batch carries other callers' claims.
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + _CALL_TIMEOUT_S
+            keys = [self._keys.responses, *(self.note(i.request_id) for i in batch)]
+            args: list[str | int] = [REQUEST_ID_TTL_S]
+            for item in batch:
+                args += [item.entry_id, item.printed]
+            self.calls += 1
+            replies: list[Any] = await self._claim(keys=keys, args=args)
+            return replies
+        raise RedisTimeoutError(f"no answer to a claim within {_CALL_TIMEOUT_S:g} s")
+
+    def _pass_turn(self) -> None:
+        if self._queue:
+            self._sending = True
+            self._queue[0].turn.set()
+        else:
+            self._sending = False
+
+    def _withdraw(self, item: _Pending) -> None:
+        if item.done:
+            return
+        handed = item.turn.is_set()
+        if item in self._queue:
+            self._queue.remove(item)
+        if handed:
+            self._pass_turn()
 
     async def wait_for_answer(self, request: RequestSubmitted, budget_s: float) -> Outcome | None:
         """The first request's answer, or ``None`` if none came within ``budget_s``."""
-        key = self._keys.request_answer(request.request_id)
+        record = self._keys.request_record(request.request_id)
         delay = _POLL_START_S
-        # Polling, as for idempotency keys: repeats are rare, the answer is one key.
+        # Polling, as for idempotency keys: repeats are rare, the answer is one field away.
         with anyio.move_on_after(max(0.0, budget_s)):
             while True:
-                raw = await self._redis.get(key)
-                if raw:
-                    return _outcome_decoder.decode(raw)
+                outcome_id = await self._redis.hget(record, COMMIT_NOTE_FIELD)
+                if outcome_id:
+                    found = await self._redis.xrange(self._keys.responses, outcome_id, outcome_id)
+                    if not found:
+                        return None
+                    fields = cast(dict[bytes, bytes], found[0][1])
+                    return _outcome_decoder.decode(fields[DATA_FIELD.encode()])
                 await anyio.sleep(delay)
                 delay = min(delay * 2, _POLL_CAP_S)
         return None
+
+
+def _id_ms(entry_id: bytes) -> int:
+    """The millisecond part of a stream entry id: when the entry was appended."""
+    return int(entry_id.split(b"-", 1)[0])
