@@ -12,8 +12,14 @@ import anyio
 import pytest
 from anyio.abc import TaskStatus
 
-from apihub_core import ConfigurationError, HubUnavailable
-from apihub_runtime import StopSignals, configure_logging, run_process, serve
+from apihub_core import (
+    CircuitOpen,
+    ConfigurationError,
+    HubUnavailable,
+    OutcomeUnknown,
+    UpstreamRateLimited,
+)
+from apihub_runtime import ExitCode, StopSignals, configure_logging, run_process, serve
 from apihub_runtime._lifecycle import STOP_SIGNALS
 from apihub_testing import async_wait_until
 
@@ -206,8 +212,15 @@ def test_run_process_returns_the_status_and_ignores_late_signals(
 @pytest.mark.parametrize(
     ("error", "status", "line"),
     [
-        (ConfigurationError("REDIS_URL is not a URL"), 2, "svc: REDIS_URL is not a URL\n"),
-        (HubUnavailable("Redis unreachable"), 1, "svc: unavailable: Redis unreachable\n"),
+        (ConfigurationError("REDIS_URL is not a URL"), 3, "svc: REDIS_URL is not a URL\n"),
+        (HubUnavailable("Redis unreachable"), 24, "svc: unavailable: Redis unreachable\n"),
+        (CircuitOpen("breaker open"), 23, "svc: unavailable: breaker open\n"),
+        (
+            UpstreamRateLimited("too fast", code="EGW00201"),
+            21,
+            "svc: rate_limited: [EGW00201] too fast\n",
+        ),
+        (OutcomeUnknown("order may have left"), 30, "svc: outcome_unknown: order may have left\n"),
     ],
 )
 def test_run_process_turns_errors_into_one_line(
@@ -216,7 +229,7 @@ def test_run_process_turns_errors_into_one_line(
     async def main() -> int:
         raise error
 
-    assert run_process(main, name="svc") == status
+    assert run_process(main, name="svc") == ExitCode(status) == status
     assert capsys.readouterr().err == line
 
 

@@ -23,6 +23,13 @@ from ._codec import (
     encode_event,
 )
 from ._connections import describe_redis_failure, pool_exhausted, redis_client
+from ._discovery import (
+    DISCOVERY_FILE,
+    advertised_hub_url,
+    find_hub_url,
+    masked_url,
+    read_discovery_file,
+)
 from ._errors import (
     CircuitOpen,
     ConfigurationError,
@@ -89,6 +96,7 @@ __all__ = [
     "BREAKER_STREAM_MAXLEN",
     "DATA_FIELD",
     "DEAD_LETTER_MAXLEN",
+    "DISCOVERY_FILE",
     "DISPATCHER_GROUP",
     "IDEMPOTENCY_TTL_S",
     "ORDER_MARKER_TTL_S",
@@ -146,6 +154,7 @@ __all__ = [
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTransient",
+    "advertised_hub_url",
     "decode_any",
     "decode_outcome",
     "decode_request",
@@ -158,11 +167,14 @@ __all__ = [
     "event_type_name",
     "extract_trace",
     "failure_for",
+    "find_hub_url",
     "hub_code",
     "inject_trace",
+    "masked_url",
     "now_ms",
     "pool_exhausted",
     "raise_for_failure",
+    "read_discovery_file",
     "redis_client",
     "start_span",
     "tracer",

@@ -37,8 +37,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-#: Name of the discovery file written into ``data_dir`` when ``advertise=True``.
-DISCOVERY_FILE = "hub.json"
+from apihub_core import DISCOVERY_FILE as CORE_DISCOVERY_FILE
+from apihub_core import advertised_hub_url, read_discovery_file
+
+#: Name of the discovery file written into ``data_dir`` when ``advertise=True`` (defined with
+#: the reader in ``apihub_core``, which producers use to find the hub).
+DISCOVERY_FILE = CORE_DISCOVERY_FILE
 
 _LOG_FILE = "redis.log"
 _PID_FILE = "redis.pid"
@@ -400,54 +404,10 @@ def discover_redis_url(data_dir: Path) -> str | None:
 
     Alive means its pid exists and it answers PING within half a second. A file
     whose pid is gone (or that cannot be parsed) is stale and is removed; ``None``
-    is returned whenever no live server is found.
+    is returned whenever no live server is found. The same check producers use
+    (:func:`apihub_core.advertised_hub_url`), so both agree on what "running" means.
     """
-    path = Path(data_dir) / DISCOVERY_FILE
-    info = _read_discovery_file(Path(data_dir))
-    if info is None:
-        if path.exists():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        return None
-    url, pid = info.get("redis_url"), info.get("pid")
-    if not isinstance(url, str) or not isinstance(pid, int) or isinstance(pid, bool):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return None
-    if not _pid_alive(pid):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return None
-    # A live pid that does not answer may be a server still loading its AOF, or a
-    # recycled pid: report nothing, but leave the file for the owner to clean up.
-    try:
-        with redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=_NO_RETRY
-        ) as client:
-            client.ping()
-    except (redis.RedisError, OSError, ValueError):
-        return None
-    return url
-
-
-def _read_discovery_file(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((data_dir / DISCOVERY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    return advertised_hub_url(data_dir)
 
 
 def _ping(host: str, port: int, password: str | None, *, timeout: float) -> bool:
@@ -471,7 +431,7 @@ def _shutdown(proc: subprocess.Popen[bytes], data_dir: Path, *, timeout: float) 
         _terminate(proc, timeout=timeout)
     finally:
         # Only our own discovery file: one naming another pid belongs to another server.
-        info = _read_discovery_file(data_dir)
+        info = read_discovery_file(data_dir)
         if info is not None and info.get("pid") == proc.pid:
             with contextlib.suppress(FileNotFoundError):
                 (data_dir / DISCOVERY_FILE).unlink()

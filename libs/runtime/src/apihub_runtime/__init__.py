@@ -17,6 +17,7 @@ from ._consumer import (
     ensure_group,
 )
 from ._dead_letter import dead_letter_event
+from ._exit_codes import ExitCode, exit_code_for
 from ._fenced_lock import FencedLock, Lease
 from ._lifecycle import (
     Service,
@@ -57,6 +58,7 @@ __all__ = [
     "DeliveryReleased",
     "DispatcherSettings",
     "DrainReport",
+    "ExitCode",
     "FencedLock",
     "Lease",
     "RateLimiterSettings",
@@ -78,6 +80,7 @@ __all__ = [
     "dead_letter_event",
     "default_rate",
     "ensure_group",
+    "exit_code_for",
     "load_settings",
     "load_token_key",
     "run_process",

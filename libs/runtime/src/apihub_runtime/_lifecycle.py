@@ -13,7 +13,8 @@ the third within ``FORCE_WINDOW_S``   forced: in-flight work is cancelled at onc
                                       entries it held stay pending for the next consumer
 ====================================  ===========================================================
 
-The exit status is 0 after a drain and ``128 + signal`` after a forced stop. The handlers are
+The exit status is 0 after a drain and ``128 + signal`` after a forced stop (every other status
+is in :class:`~apihub_runtime.ExitCode`). The handlers are
 installed before the service starts and stay until it has fully stopped, so no signal ever
 reaches Python's default handler (a ``KeyboardInterrupt`` traceback) while there is work to
 protect; :func:`run_process` covers the moments before and after.
@@ -34,6 +35,8 @@ from anyio.abc import TaskStatus
 
 from apihub_core import ConfigurationError, HubError
 
+from ._exit_codes import exit_code_for
+
 log = logging.getLogger("apihub.lifecycle")
 
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -43,12 +46,6 @@ FORCE_AFTER: Final = 3
 
 FORCE_WINDOW_S: Final = 5.0
 """The window in which :data:`FORCE_AFTER` signals force a stop."""
-
-EXIT_CONFIGURATION: Final = 2
-"""Exit status of a process that could not start because its configuration is wrong."""
-
-EXIT_FAILURE: Final = 1
-"""Exit status of a process that stopped on an error."""
 
 
 class Service(Protocol):
@@ -182,7 +179,11 @@ async def serve(
 def run_process(main: Callable[[], Awaitable[int]], *, name: str) -> int:
     """Run ``main`` (usually :func:`serve`) on an event loop and turn every ending into an exit
     status with at most one line on stderr: no traceback for a configuration error, a hub
-    error, or a Ctrl-C before the handlers are installed or after they are gone."""
+    error, or a Ctrl-C before the handlers are installed or after they are gone.
+
+    The status of an error is :func:`exit_code_for` of it (:class:`ExitCode`, one table for
+    every apihub process): ``CONFIGURATION`` (3) for a :class:`ConfigurationError`,
+    ``HUB_UNAVAILABLE`` (24) when Redis cannot be reached, and so on."""
     try:
         status = anyio.run(main)
     except KeyboardInterrupt:
@@ -191,10 +192,10 @@ def run_process(main: Callable[[], Awaitable[int]], *, name: str) -> int:
         status = 128 + int(signal.SIGINT)
     except ConfigurationError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
-        return EXIT_CONFIGURATION
+        return exit_code_for(exc)
     except HubError as exc:
         print(f"{name}: {exc.error_class}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_code_for(exc)
     # The loop has restored Python's handlers; a late duplicate (uv forwards a Ctrl-C ~200 ms
     # after the terminal delivered it) must not turn a clean exit into a traceback.
     for signum in STOP_SIGNALS:

@@ -36,6 +36,7 @@ import msgspec
 from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, ConfigurationError, Provider
 
 from ._catalog import Catalog, parse_tr_tables
+from ._config_checks import check_document, check_http_url, check_redis_url, toml_error
 from ._secret import Secret
 
 _S = TypeVar("_S")
@@ -345,6 +346,8 @@ def _env_account_credentials(provider: Provider, env: Mapping[str, str]) -> Acco
     app_secret = env.get(prefix + secret_name, "").strip()
     virtual = _truthy(env.get(prefix + "VIRTUAL"))
     base_url = env.get(prefix + "BASE_URL") or None
+    if base_url is not None:
+        check_http_url(base_url, prefix + "BASE_URL")
     if bool(app_key) != bool(app_secret):
         raise ConfigurationError(
             f"{prefix}{key_name} and {prefix}{secret_name} must be set together"
@@ -437,7 +440,7 @@ def _load_toml(path: Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any
     except FileNotFoundError:
         raise ConfigurationError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+        raise toml_error(path, exc) from None
 
 
 def _section(doc: Mapping[str, Any], name: str, kind: type[_S]) -> _S:
@@ -477,6 +480,8 @@ def load_settings(
     """
     env = os.environ if env is None else env
     doc, source = _load_toml(config_path, env)
+    if source is not None:
+        check_document(doc, str(source))
     hub = doc.get("hub", {})
     accounts: dict[tuple[Provider, str], AccountConfig] = {}
     defaults: dict[Provider, str] = {}
@@ -501,11 +506,19 @@ def load_settings(
             raise ConfigurationError(
                 f"default_account {defaults[provider]!r} of {provider.value} is not configured"
             )
+    redis_urls = {
+        name: (env.get(name) or "").strip() or hub.get(key) or None
+        for name, key in (
+            ("REDIS_URL", "redis_url"),
+            ("REDIS_URL_GATEKEEPER", "redis_url_gatekeeper"),
+        )
+    }
+    for name, url in redis_urls.items():
+        if url is not None:
+            check_redis_url(url, name if env.get(name) else f"{source}: [hub] {name.lower()}")
     return Settings(
-        redis_url=env.get("REDIS_URL") or hub.get("redis_url") or None,
-        redis_url_gatekeeper=env.get("REDIS_URL_GATEKEEPER")
-        or hub.get("redis_url_gatekeeper")
-        or None,
+        redis_url=redis_urls["REDIS_URL"],
+        redis_url_gatekeeper=redis_urls["REDIS_URL_GATEKEEPER"],
         namespace=env.get("APIHUB_NAMESPACE") or hub.get("namespace") or DEFAULT_NAMESPACE,
         data_dir=Path(env.get("APIHUB_DATA_DIR") or hub.get("data_dir") or ".apihub"),
         accounts=accounts,
