@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apihub_cli import app
+from apihub_runtime import ExitCode
 from apihub_testing import wait_until
 
 PRICE_ARGS = ["-p", "FID_COND_MRKT_DIV_CODE=J", "-p", "FID_INPUT_ISCD=005930"]
@@ -167,13 +169,13 @@ def test_a_killed_hub_leaves_no_redis_behind(running_hub: Hub, data_dir: Path) -
     wait_until(lambda: not _alive(redis_pid), timeout=10, message="redis-server outlived its hub")
     # The stale discovery file does not block the next start.
     result = _apihub("call", "KIS", "FHKST01010100", *PRICE_ARGS, env=running_hub.env)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.HUB_UNAVAILABLE == 24
     assert "no running hub" in result.stderr
 
 
 def test_call_errors_exit_non_zero_with_one_line(running_hub: Hub) -> None:
     result = _apihub("call", "KIS", "NOPE0000", env=running_hub.env)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.INVALID == 10
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -189,13 +191,13 @@ def test_call_bad_parameter_syntax(running_hub: Hub) -> None:
 
 def test_second_up_on_the_same_data_dir_is_refused(running_hub: Hub) -> None:
     result = _apihub("up", env=running_hub.env)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.CONFIGURATION == 3
     assert "already running" in result.stderr
 
 
 def test_call_without_a_hub_says_how_to_start_one(data_dir: Path) -> None:
     result = _apihub("call", "KIS", "FHKST01010100", *PRICE_ARGS, env=_clean_env(data_dir))
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.HUB_UNAVAILABLE
     assert "apihub up" in result.stderr
 
 
@@ -203,17 +205,43 @@ def test_bad_config_is_reported(tmp_path: Path, data_dir: Path) -> None:
     config = tmp_path / "apihub.toml"
     config.write_text("[accounts.kis.main]\napp_key = 'oops'\n")
     result = _apihub("call", "KIS", "X", "--config", str(config), env=_clean_env(data_dir))
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.CONFIGURATION
     assert "must not hold credentials" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "command", [[], ["up"], ["call"], ["sim"], ["dispatcher"], ["token-keeper"]]
-)
-def test_help_everywhere(command: list[str]) -> None:
-    result = CliRunner().invoke(app, [*command, "--help"])
+COMMANDS = [
+    [],
+    ["up"],
+    ["call"],
+    ["sim"],
+    ["dispatcher"],
+    ["token-keeper"],
+    ["config"],
+    ["config", "check"],
+]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_everywhere(command: list[str], flag: str) -> None:
+    result = CliRunner().invoke(app, [*command, flag])
     assert result.exit_code == 0
     assert "Usage" in result.output
+    # Meaningful metavars (KEY=VALUE, SECONDS, FILE) or none for flags, never Python types.
+    assert re.search(r"<[a-z\[\]|]+>", result.output) is None, result.output
+    assert re.search(r"--help\s+-h\s", result.output), "-h is listed with --help"
+
+
+def test_call_help_shows_meaningful_metavars() -> None:
+    result = CliRunner().invoke(app, ["call", "-h"])
+    for metavar in ("PROVIDER", "TR_ID", "KEY=VALUE", "SECONDS", "FILE", "--allow-unknown-params"):
+        assert metavar in result.output
+
+
+def test_version() -> None:
+    result = _apihub("--version", env=os.environ.copy())
+    assert result.returncode == 0
+    assert re.fullmatch(r"apihub \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout
 
 
 def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
@@ -256,7 +284,7 @@ def test_sim_runs_alone_until_signalled(data_dir: Path) -> None:
 @pytest.mark.parametrize("command", ["dispatcher", "token-keeper"])
 def test_services_without_redis_say_what_to_set(data_dir: Path, command: str) -> None:
     result = _apihub(command, env=_clean_env(data_dir))
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.HUB_UNAVAILABLE
     assert "REDIS_URL" in result.stderr
 
 

@@ -12,6 +12,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from apihub_broker_sim import SimConfig, SimServer
+from apihub_core import masked_url
 from apihub_dispatcher import Dispatcher, open_dispatcher
 from apihub_embedded import EmbeddedRedis
 from apihub_runtime import Settings, serve
@@ -79,7 +80,7 @@ async def open_hub(
         # life, and worker threads come and go.
         url = embedded.start()
         settings = settings.with_redis_url(url)
-        announce(f"embedded redis-server at {url} (AOF in {settings.data_dir}/)")
+        announce(f"embedded redis-server at {masked_url(url)} (AOF in {settings.data_dir}/)")
     try:
         async with AsyncExitStack() as stack:
             if force_sim or needs_simulator(settings):
@@ -124,8 +125,8 @@ async def run_hub(
         resolved = opened[0].settings
         announced.append(True)
         announce(
-            f"apihub ready: redis={resolved.redis_url} namespace={resolved.namespace} "
-            "(Ctrl-C to stop)"
+            f"apihub ready: redis={masked_url(resolved.redis_url or '')} "
+            f"namespace={resolved.namespace} (Ctrl-C to stop)"
         )
 
     announced: list[bool] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -14,63 +15,146 @@ import anyio
 import typer
 from rich.console import Console
 
-from apihub_core import PRIORITIES, ConfigurationError, HubClient, HubError
-from apihub_embedded import EmbeddedRedisError, RedisServerNotFound, discover_redis_url
+from apihub_brokers import lookup_tr
+from apihub_core import (
+    PRIORITIES,
+    ConfigurationError,
+    HubClient,
+    HubError,
+    Provider,
+    advertised_hub_url,
+    masked_url,
+)
+from apihub_embedded import EmbeddedRedisError, RedisServerNotFound
 from apihub_runtime import (
+    ExitCode,
     Service,
     Settings,
     configure_logging,
     configure_tracing,
+    exit_code_for,
     load_settings,
     run_process,
     serve,
 )
 
+from ._config_report import config_file, environment, render, report
+from ._help import CONTEXT_SETTINGS, Command, Group
 from ._hub import run_hub
 from ._idle import Idle
+from ._params import ParamError, check_known, load_json, merge, parse_pairs
 
 app = typer.Typer(
     name="apihub",
-    help="An event-sourced API hub on Redis Streams for the KIS and Kiwoom broker APIs.",
+    help="An event-sourced API hub on Redis Streams for the KIS and Kiwoom broker APIs.\n\n"
+    "Exit codes by outcome (docs/cli.md): 0 ok, 2 usage, 3 configuration; never retry: "
+    "10 invalid, 11 rejected, 12 auth; retry later: 20 timeout, 21 rate-limited, "
+    "22 upstream transient, 23 circuit open, 24 hub unavailable; 30 outcome unknown "
+    "(reconcile); 1 an unexpected error.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
+    cls=Group,
 )
+config_app = typer.Typer(
+    name="config",
+    help="Inspect the configuration.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+    cls=Group,
+)
+app.add_typer(config_app)
 err = Console(stderr=True, highlight=False)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="apihub.toml to read (default: ./apihub.toml if present)."),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="apihub.toml to read (default: $APIHUB_CONFIG, else ./apihub.toml if present).",
+    ),
 ]
-LogLevel = Annotated[str, typer.Option("--log-level", help="Logging level.")]
+LogLevel = Annotated[
+    str,
+    typer.Option(
+        "--log-level",
+        metavar="LEVEL",
+        callback=_log_level,
+        help=f"Logging level: {', '.join(LOG_LEVELS)}.",
+    ),
+]
+
+
+def _version() -> str:
+    for dist in ("apihub-cli", "apihub-workspace"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"apihub {_version()}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """An event-sourced API hub on Redis Streams for the KIS and Kiwoom broker APIs."""
 
 
 def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config_path=config)
     except ConfigurationError as exc:
-        _fail(str(exc), code=2)
+        _fail(str(exc), code=ExitCode.CONFIGURATION)
 
 
-def _fail(message: str, *, code: int = 1) -> NoReturn:
+def _fail(message: str, *, code: ExitCode) -> NoReturn:
     err.print(f"apihub: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _redis_url_for_client(settings: Settings, explicit: str | None) -> str:
-    url = explicit or settings.redis_url or discover_redis_url(settings.data_dir)
+    url = explicit or settings.redis_url or advertised_hub_url(settings.data_dir)
     if not url:
         _fail(
             f"no running hub found (no REDIS_URL, nothing advertised in {settings.data_dir}/): "
-            "start one with `apihub up` or set REDIS_URL"
+            "start one with `apihub up` or set REDIS_URL",
+            code=ExitCode.HUB_UNAVAILABLE,
         )
     return url
 
 
-@app.command()
+@app.command(cls=Command)
 def up(
     config: ConfigOption = None,
-    sim_port: Annotated[int, typer.Option(help="Port of the embedded simulator (0 = any).")] = 0,
+    sim_port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port of the embedded simulator (0 = any).")
+    ] = 0,
     sim: Annotated[
         bool,
         typer.Option(
@@ -87,23 +171,33 @@ def up(
 
     Prints a line containing `ready` when calls can be made; SIGINT/SIGTERM drain and stop it.
     """
+    settings = _settings(config)
     configure_logging(log_level)
     configure_tracing("apihub")
-    settings = _settings(config)
     if not settings.redis_url:
-        running = discover_redis_url(settings.data_dir)
+        running = advertised_hub_url(settings.data_dir)
         if running:
             _fail(
-                f"a hub is already running on {running} (data dir {settings.data_dir}/); "
-                "stop it first, or set REDIS_URL to add services to it"
+                f"a hub is already running on {masked_url(running)} (data dir "
+                f"{settings.data_dir}/); stop it first, or set REDIS_URL to add services to it",
+                code=ExitCode.CONFIGURATION,
+            )
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(
+                f"data dir {settings.data_dir}: cannot create it: {exc.strerror or exc}",
+                code=ExitCode.CONFIGURATION,
             )
     try:
         status = run_process(
             lambda: run_hub(settings, sim_port=sim_port, force_sim=sim, announce=_say),
             name="apihub",
         )
-    except (RedisServerNotFound, EmbeddedRedisError) as exc:
-        _fail(str(exc))
+    except RedisServerNotFound as exc:
+        _fail(str(exc), code=ExitCode.CONFIGURATION)
+    except EmbeddedRedisError as exc:
+        _fail(str(exc), code=ExitCode.HUB_UNAVAILABLE)
     raise typer.Exit(status)
 
 
@@ -111,49 +205,109 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _parse_params(pairs: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            _fail(f"parameter {pair!r} is not KEY=VALUE", code=2)
-        params[key] = value
+def _parse_params(
+    pairs: list[str], params_json: list[str], spec_of: tuple[Provider, str], allow_unknown: bool
+) -> dict[str, str]:
+    try:
+        collected = parse_pairs(pairs)
+        for source in params_json:
+            collected += load_json(source)
+        params = merge(collected)
+        spec = lookup_tr(*spec_of)
+        # A TR the catalog does not know is the hub's to refuse (its catalog is the one in force).
+        if spec is not None and not allow_unknown:
+            check_known(params, spec)
+    except ParamError as exc:
+        _fail(str(exc), code=ExitCode.USAGE)
     return params
 
 
-@app.command()
+@app.command(cls=Command)
 def call(
-    provider: Annotated[str, typer.Argument(help="KIS or KIWOOM.")],
-    tr_id: Annotated[str, typer.Argument(help="The broker's TR id, e.g. FHKST01010100, ka10081.")],
+    provider: Annotated[str, typer.Argument(metavar="PROVIDER", help="KIS or KIWOOM.")],
+    tr_id: Annotated[
+        str,
+        typer.Argument(metavar="TR_ID", help="The broker's TR id, e.g. FHKST01010100, ka10081."),
+    ],
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="A request parameter KEY=VALUE.")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="A request parameter (repeatable; each name once).",
+        ),
     ] = None,
-    account: Annotated[str | None, typer.Option(help="Account name (default account).")] = None,
-    priority: Annotated[str, typer.Option(help=f"One of {', '.join(PRIORITIES)}.")] = "interactive",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+    params_json: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--params-json",
+            metavar="JSON|@FILE|-",
+            help='Parameters as a JSON object of strings: \'{"K": "V"}\', @file.json, or - '
+            "for stdin (combines with -p; each name once).",
+        ),
+    ] = None,
+    allow_unknown_params: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown-params",
+            help="Send parameters the TR's catalog entry does not list (refused otherwise).",
+        ),
+    ] = False,
+    account: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Account name (default: the provider's default)."),
+    ] = None,
+    priority: Annotated[
+        str, typer.Option(metavar="CLASS", help=f"One of {', '.join(PRIORITIES)}.")
+    ] = "interactive",
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to wait for the answer.")
+    ] = 10.0,
     cont: Annotated[bool, typer.Option("--cont", help="Ask for the next page.")] = False,
-    next_key: Annotated[str, typer.Option(help="Kiwoom next-key of the next page.")] = "",
+    next_key: Annotated[
+        str, typer.Option(metavar="KEY", help="Kiwoom next-key of the next page.")
+    ] = "",
     redis_url: Annotated[
-        str | None, typer.Option("--redis-url", help="Hub Redis (default: REDIS_URL or `up`'s).")
+        str | None,
+        typer.Option(
+            "--redis-url", metavar="URL", help="Hub Redis (default: REDIS_URL, else `up`'s)."
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Call the broker through the hub and print the response body as JSON on stdout.
 
     Example: apihub call KIS FHKST01010100 -p FID_COND_MRKT_DIV_CODE=J -p FID_INPUT_ISCD=005930
+
+    On error: one line on stderr and the exit code of its class (see `apihub --help`).
     """
+    try:
+        resolved = Provider.parse(provider)
+    except ValueError as exc:
+        _fail(str(exc), code=ExitCode.USAGE)
+    if priority not in PRIORITIES:
+        _fail(f"--priority {priority!r} is not one of {', '.join(PRIORITIES)}", code=ExitCode.USAGE)
+    if not timeout > 0:
+        _fail(f"--timeout must be more than 0 seconds, not {timeout}", code=ExitCode.USAGE)
+    params = _parse_params(param or [], params_json or [], (resolved, tr_id), allow_unknown_params)
+    # The outcome is the one line below; the client's own warnings (a retried read) are noise.
+    configure_logging("ERROR")
     settings = _settings(config)
     url = _redis_url_for_client(settings, redis_url)
-    params = _parse_params(param or [])
 
     async def run() -> Any:
-        async with HubClient.from_url(url, namespace=settings.namespace) as hub:
+        try:
+            hub = HubClient.from_url(url, namespace=settings.namespace)
+        except ValueError as exc:  # redis-py's word on a malformed URL (it never echoes it)
+            _fail(f"{masked_url(url)!r} is not a Redis URL: {exc}", code=ExitCode.USAGE)
+        async with hub:
             return await hub.execute(
-                provider,
+                resolved,
                 tr_id,
                 params,
                 account=account,
-                priority=priority,  # type: ignore[arg-type]
+                priority=priority,
                 timeout=timeout,
                 cont=cont,
                 next_key=next_key,
@@ -162,7 +316,11 @@ def call(
     try:
         response = anyio.run(run)
     except HubError as exc:
-        _fail(f"{exc.error_class}: {exc}")
+        _fail(f"{exc.error_class}: {exc}", code=exit_code_for(exc))
+    except KeyboardInterrupt:
+        # The shell's convention for SIGINT; the request may still be executed and answered.
+        err.print("apihub: interrupted (the request may still be executed)", markup=False)
+        raise typer.Exit(128 + 2) from None
     json.dump(response.body, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     if response.has_more:
@@ -170,24 +328,33 @@ def call(
         err.print(f"more pages: repeat with --cont{hint}", markup=False, soft_wrap=True)
 
 
-@app.command("sim")
+@app.command("sim", cls=Command)
 def sim_command(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8700,
-    seed: Annotated[int, typer.Option(help="Market data seed.")] = 20250321,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port (0 = any free port).")] = 8700,
+    seed: Annotated[int, typer.Option(metavar="N", help="Market data seed.")] = 20250321,
     kis_rate_limit: Annotated[
         int | None,
-        typer.Option(help="Calls per sliding second per KIS app key (EGW00201 beyond; 18 real)."),
+        typer.Option(
+            metavar="PER_S",
+            help="Calls per sliding second per KIS app key (EGW00201 beyond; 18 real).",
+        ),
     ] = None,
     kiwoom_rate_limit: Annotated[
         int | None,
-        typer.Option(help="Calls per sliding second per Kiwoom app key and api-id (1700 beyond)."),
+        typer.Option(
+            metavar="PER_S",
+            help="Calls per sliding second per Kiwoom app key and api-id (1700 beyond).",
+        ),
     ] = None,
     condition: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="JSON",
             help='A standing condition as JSON, e.g. \'{"latency": {"base_ms": 5, '
-            '"jitter_ms": 30}}\' (repeatable; see the simulator README).'
+            '"jitter_ms": 30}}\' (repeatable; see the simulator README).',
         ),
     ] = None,
     log_level: LogLevel = "INFO",
@@ -205,7 +372,7 @@ def sim_command(
             conditions=conditions,
         )
     except ValueError as exc:
-        _fail(f"bad simulator option: {exc}", code=2)
+        _fail(f"bad simulator option: {exc}", code=ExitCode.USAGE)
 
     @asynccontextmanager
     async def simulator() -> AsyncIterator[Service]:
@@ -220,9 +387,12 @@ def sim_command(
 def _service_settings(config: Path | None) -> Settings:
     settings = _settings(config)
     if not settings.redis_url:
-        discovered = discover_redis_url(settings.data_dir)
+        discovered = advertised_hub_url(settings.data_dir)
         if not discovered:
-            _fail("set REDIS_URL (or start `apihub up`, whose Redis is then found)", code=2)
+            _fail(
+                "no hub to join: set REDIS_URL (or start `apihub up`, whose Redis is then found)",
+                code=ExitCode.HUB_UNAVAILABLE,
+            )
         settings = settings.with_redis_url(discovered)
     return settings
 
@@ -231,27 +401,59 @@ def _serve(run: Callable[[Settings], Awaitable[int]], settings: Settings, name: 
     raise typer.Exit(run_process(lambda: run(settings), name=name))
 
 
-@app.command()
+@app.command(cls=Command)
 def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM.
 
     Needs a token-keeper running against the same Redis (`apihub token-keeper`, or `apihub up`).
     """
+    settings = _service_settings(config)
     configure_logging(log_level)
     configure_tracing("apihub-dispatcher")
     from apihub_dispatcher import run_dispatcher
 
-    _serve(run_dispatcher, _service_settings(config), "apihub dispatcher")
+    _serve(run_dispatcher, settings, "apihub dispatcher")
 
 
-@app.command("token-keeper")
+@app.command("token-keeper", cls=Command)
 def token_keeper(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run the token-keeper (one token per app key for the whole fleet) until SIGINT/SIGTERM."""
+    settings = _service_settings(config)
     configure_logging(log_level)
     configure_tracing("apihub-token-keeper")
     from apihub_token_keeper import run_token_keeper
 
-    _serve(run_token_keeper, _service_settings(config), "apihub token-keeper")
+    _serve(run_token_keeper, settings, "apihub token-keeper")
+
+
+@config_app.command("check", cls=Command)
+def config_check(
+    config: ConfigOption = None,
+    output: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="text or json.")
+    ] = "text",
+) -> None:
+    """Check the configuration (environment + apihub.toml) and print what it resolves to.
+
+    Credentials show as the app key's fingerprint only; a Redis password is masked.
+
+    Exit code 0 when the configuration is valid, 3 (configuration) otherwise.
+    """
+    if output not in ("text", "json"):
+        _fail(f"--format {output!r} is not one of text, json", code=ExitCode.USAGE)
+    env = environment()
+    settings = _settings(config)
+    try:
+        data = report(settings, config_file(config, env), env)
+    except ConfigurationError as exc:
+        _fail(str(exc), code=ExitCode.CONFIGURATION)
+    if output == "json":
+        json.dump({"valid": True, **data}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    for line in render(data):
+        print(line)
+    print("configuration is valid")
 
 
 def main() -> None:  # pragma: no cover - console-script shim
