@@ -167,5 +167,8 @@ async def test_only_the_local_head_talks_to_redis(gatekeepers: GatekeeperHarness
             for _ in range(64):
                 tg.start_soon(lambda: gk.acquire([b], "interactive", timeout_s=25))
         calls = await script_calls() - before
-    # 64 grants plus about one "wait" answer per window; 64 pollers would make thousands.
-    assert 64 <= calls <= 2 * 64
+    # At most one call per grant plus about one "wait" answer per window; 64 pollers would make
+    # thousands. A head that wakes late (a busy machine) finds several slots due and takes them
+    # in one batch, so fewer calls than grants is fine -- but never fewer than one per window's
+    # worth of permits, which a script that ignored the limit would undercut.
+    assert 64 // 4 <= calls <= 2 * 64
