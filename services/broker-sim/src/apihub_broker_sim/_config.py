@@ -49,6 +49,13 @@ class SimConfig:
             ``{"error_rate": {"p": 0.1, "action": "egw00201"}}`` or
             ``{"outage": {"duration_s": 30}}`` (see ``_conditions``).
         conditions_seed: Seed of the latency and error-rate draws; ``None`` uses ``seed``.
+        account_cash: Won every simulated account opens with.
+        account_holdings: Shares every simulated account opens with (code -> quantity),
+            bought at the close of the trading day before the simulator started.
+        kis_page_rows_balance: Rows per TTTC8434R page (50 on real accounts, 20 virtual).
+        kis_page_rows_orders: Rows per TTTC0081R page (100 on real accounts, 15 virtual).
+        kis_page_rows_cancellable: Rows per TTTC0084R page.
+        kiwoom_page_rows_orders: Rows per ka10075 / ka10076 / kt00018 page (unconfirmed).
     """
 
     seed: int = 20250321
@@ -73,3 +80,11 @@ class SimConfig:
     kiwoom_intraday_history_days: int = 5
     conditions: tuple[Mapping[str, Any], ...] = ()
     conditions_seed: int | None = None
+    account_cash: int = 100_000_000
+    account_holdings: Mapping[str, int] = field(
+        default_factory=lambda: {"005930": 100, "000660": 30, "035720": 50}
+    )
+    kis_page_rows_balance: int = 50
+    kis_page_rows_orders: int = 100
+    kis_page_rows_cancellable: int = 50
+    kiwoom_page_rows_orders: int = 100

@@ -17,6 +17,8 @@ kind            answer
 ``http_503``    a bare gateway 503 with an HTML body
 ``delay``       sleep ``delay_ms``, then answer normally
 ``reset``       drop the connection; clients see a transport error
+``drop_answer`` handle the call (an order is accepted and booked), then drop the connection
+                instead of answering: the "did my order go through?" case
 ==============  ==========================================================================
 
 Any action may also carry ``delay_ms``, applied before it. The match and action parsers
@@ -46,6 +48,7 @@ __all__ = [
 FAULT_KINDS = frozenset(
     {
         "delay",
+        "drop_answer",
         "egw00121",
         "egw00123",
         "egw00133",

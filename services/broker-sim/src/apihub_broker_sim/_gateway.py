@@ -90,6 +90,9 @@ def broker_route(
             response = _rate_limit(state, ctx)
         if response is None:
             response = await handler(request, ctx)
+            if ctx.fault == "drop_answer":
+                ctx.error_code = "drop_answer"
+                response = DropConnectionResponse()
         ctx.status = 0 if isinstance(response, DropConnectionResponse) else response.status_code
         state.recorder.record(ctx, state.clock.now(), arrived)
         return response
@@ -132,7 +135,7 @@ async def _injected(state: SimState, ctx: CallContext) -> Response | None:
 def _fault_response(state: SimState, fault: FaultAction, ctx: CallContext) -> Response | None:
     kind = fault.kind
     limit_status = state.config.kis_rate_limit_status
-    if kind == "delay":
+    if kind in ("delay", "drop_answer"):
         return None
     if kind == "reset":
         ctx.error_code = "reset"

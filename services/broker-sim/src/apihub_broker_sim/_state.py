@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._book import AccountBook
 from ._clock import SimClock
 from ._conditions import ConditionBook
 from ._config import SimConfig
@@ -60,6 +61,9 @@ class SimState:
         self.recorder = Recorder()
         self.kis_limiter = SlidingWindowLimiter(config.kis_rate_limit_per_s)
         self.kiwoom_limiter = SlidingWindowLimiter(config.kiwoom_rate_limit_per_s)
+        self.book = AccountBook(
+            self.market, clock, cash=config.account_cash, holdings=config.account_holdings
+        )
         self._lock = threading.Lock()
         self._orders: list[OrderRecord] = []
         self._serial = itertools.count(1)
@@ -86,7 +90,7 @@ class SimState:
         return self.config.apps.get(appkey, "")
 
     def reset(self) -> None:
-        """Clear the log, tokens, faults, rate windows and orders (not the clock).
+        """Clear the log, tokens, faults, rate windows, orders and accounts (not the clock).
 
         Conditions go back to ``SimConfig.conditions`` with their seed, so a run after a
         reset sees the same delays and errors as the first.
@@ -97,5 +101,6 @@ class SimState:
         self.conditions.reset()
         self.kis_limiter.reset()
         self.kiwoom_limiter.reset()
+        self.book.reset()
         with self._lock:
             self._orders.clear()
