@@ -170,6 +170,60 @@ class SimHarness:
             assert next_key
         raise AssertionError("paging did not end")
 
+    # --- Kiwoom account helpers ---
+    KIWOOM_ORDER = "/api/dostk/ordr"
+    KIWOOM_ACCOUNT = "/api/dostk/acnt"
+
+    def kiwoom_order(self, api_id: str, **fields: str) -> dict[str, Any]:
+        """A kt10000-kt10003 call; returns the JSON answer."""
+        return dict(self.kiwoom(self.KIWOOM_ORDER, api_id, fields).json())
+
+    def kiwoom_buy(
+        self, quantity: int, price: int | None = None, code: str = "005930", side: str = "buy"
+    ) -> dict[str, Any]:
+        """kt10000 (kt10001 with ``side="sell"``) on KRX: a limit order at ``price``, a market
+        order without one."""
+        return self.kiwoom_order(
+            "kt10000" if side == "buy" else "kt10001",
+            dmst_stex_tp="KRX",
+            stk_cd=code,
+            ord_qty=str(quantity),
+            ord_uv="" if price is None else str(price),
+            trde_tp="3" if price is None else "0",
+        )
+
+    def kiwoom_account(
+        self, api_id: str, body: dict[str, Any], next_key: str | None = None
+    ) -> dict[str, Any]:
+        """An ``/api/dostk/acnt`` inquiry (kt00018, ka10075, ka10076); returns the JSON answer."""
+        return dict(self.kiwoom(self.KIWOOM_ACCOUNT, api_id, body, next_key=next_key).json())
+
+    def kiwoom_account_walk(
+        self, api_id: str, body: dict[str, Any], list_key: str
+    ) -> list[list[dict[str, str]]]:
+        """Follow an account inquiry's cont-yn/next-key to the end; returns the pages."""
+        pages: list[list[dict[str, str]]] = []
+        next_key: str | None = None
+        for _ in range(100):
+            response = self.kiwoom(self.KIWOOM_ACCOUNT, api_id, body, next_key=next_key)
+            assert response.json()["return_code"] == 0, response.text
+            pages.append(response.json()[list_key])
+            if response.headers["cont-yn"] != "Y":
+                assert response.headers["next-key"] == ""
+                return pages
+            next_key = response.headers["next-key"]
+            assert next_key
+        raise AssertionError("paging did not end")
+
+    def kiwoom_clock(self, *, now: str | None = None, advance_s: float | None = None) -> None:
+        """Set (``now``, ISO 8601, frozen) or move (``advance_s``) the simulated clock."""
+        body: dict[str, Any] = {}
+        if now is not None:
+            body["now"] = now
+        if advance_s is not None:
+            body["advance_s"] = advance_s
+        assert self.client.post("/__sim/clock", json=body).status_code == 200
+
 
 @pytest.fixture(scope="session")
 def harness_defaults() -> HarnessDefaults:

@@ -1,35 +1,59 @@
 """The Kiwoom REST API look-alike: OAuth, ka10001, the three chart TRs and cash orders.
 
+The account TRs (kt00018, ka10075, ka10076), the order book (ka10004) and modify / cancel
+(kt10002, kt10003) live in ``_kiwoom_account``; the plumbing both share in ``_kiwoom_common``.
+
 Every answer is HTTP 200 unless rate limited. Errors carry a small ``return_code`` and the
 real code in ``return_msg`` brackets (as third-party captures show): auth failures use 3
 (``8005``, ``8001``, ...), rate limits 5 (``1700``), and request errors 2* (``1501``,
 ``1504``, ``1505``, ``1511``, ``1517``, ``1902``). (* the category number for request errors is this
-simulator's choice; no source confirms one.)
+simulator's choice; no source confirms one.) Orders the account ledger refuses answer with
+``return_code`` 20 and a ``91xx`` code (see ``_kiwoom_account``).
 
 Paging: a chart answer with more rows sets ``cont-yn: Y`` and an opaque ``next-key``; the
 same request sent again with ``cont-yn: Y`` and that ``next-key`` continues. The key encodes
 the position of the next row, so paging is stateless and deterministic.
+
+Orders (kt10000 buy, kt10001 sell) are booked in the account ledger (``state.book``, keyed
+by the token's app key) and fill against the tape: ``trde_tp`` 3 / 13 / 23 (시장가 and its
+IOC / FOK forms) is a market order, every other type a limit order at ``ord_uv`` (the
+ledger models neither IOC / FOK nor the special limit types).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._gateway import bearer_token, broker_route, kiwoom_8005, read_json_object
-from ._http import KIWOOM_MEDIA_TYPE, json_response, kiwoom_error
+from ._book import OrderRejected, Side
+from ._gateway import broker_route, read_json_object
+from ._http import kiwoom_error
+from ._kiwoom_account import ACCOUNT_PATH, account_inquiry, amend, orderbook
+from ._kiwoom_common import (
+    API_IDS,
+    CODE,
+    BadInput,
+    Page,
+    bad_input_error,
+    book_account,
+    check_call,
+    continuation_key,
+    decode_key,
+    ok,
+    page,
+    parse_code,
+    rejection,
+    request_error,
+    required,
+)
 from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S
 from ._market import Bar, aggregate
 from ._quotes import (
@@ -45,45 +69,24 @@ from ._quotes import (
 )
 from ._recorder import CallContext
 from ._state import OrderRecord, SimState
-from ._tokens import KIWOOM, TokenState
+from ._tokens import KIWOOM
 
 __all__ = ["API_IDS", "routes"]
 
-_OK_MSG = "정상적으로 처리되었습니다"
-_CODE = re.compile(r"(\d{6})(?:_(?:NX|AL))?")
 _MINUTE_SCOPES = frozenset({1, 3, 5, 10, 15, 30, 45, 60})
 _TICK_SCOPES = frozenset({1, 3, 5, 10, 30})
-
-API_IDS: Mapping[str, frozenset[str]] = {
-    "/api/dostk/stkinfo": frozenset({"ka10001"}),
-    "/api/dostk/chart": frozenset({"ka10079", "ka10080", "ka10081"}),
-    "/api/dostk/ordr": frozenset({"kt10000", "kt10001"}),
-}
-"""URI -> the api-ids it serves."""
-_KNOWN_IDS = frozenset().union(*API_IDS.values()) | {"au10001", "au10002"}
-
-
-class _BadInput(Exception):
-    """A request field is malformed (``1517``) or names no stock (``1902``)."""
-
-    def __init__(self, field: str, code: str = "1517") -> None:
-        super().__init__(field)
-        self.field = field
-        self.code = code
-
-
-def _request_error(ctx: CallContext, code: str, detail: str) -> Response:
-    return kiwoom_error(ctx, 2, "입력 값 오류입니다", code, detail)
+_ORDER_PATH = "/api/dostk/ordr"
+_EXCHANGES = frozenset({"KRX", "NXT", "SOR"})
+_ORDER_TYPES = frozenset(
+    {"0", "3", "5", "6", "7", "10", "13", "16", "20", "23", "26", "28", "29", "30", "31"}
+    | {"61", "62", "81"}
+)
+"""``trde_tp`` values of the Kiwoom REST API guide (https://openapi.kiwoom.com)."""
+_MARKET_TYPES = frozenset({"3", "13", "23"})
 
 
 def _auth_error(ctx: CallContext, code: str, detail: str) -> Response:
     return kiwoom_error(ctx, 3, "인증에 실패했습니다", code, detail)
-
-
-def _ok(api_id: str, payload: Mapping[str, Any], next_key: str | None = None) -> Response:
-    headers = {"api-id": api_id, "cont-yn": "Y" if next_key else "N", "next-key": next_key or ""}
-    body = {**payload, "return_code": 0, "return_msg": _OK_MSG}
-    return json_response(body, headers=headers, media_type=KIWOOM_MEDIA_TYPE)
 
 
 # --- OAuth ---------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ async def _token(state: SimState, request: Request, ctx: CallContext) -> Respons
     ctx.tr_id = ctx.tr_id or "au10001"
     body = await read_json_object(request)
     if body is None:
-        return _request_error(ctx, "1517", "입력 값 형식 오류입니다")
+        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
     grant = body.get("grant_type")
     if not grant:
         return _auth_error(ctx, "8011", "grant_type이 들어오지 않았습니다.")
@@ -126,7 +129,7 @@ async def _token(state: SimState, request: Request, ctx: CallContext) -> Respons
         "token_type": "Bearer",
         "token": record.token,
     }
-    return _ok("au10001", payload)
+    return ok("au10001", payload)
 
 
 async def _revoke(state: SimState, request: Request, ctx: CallContext) -> Response:
@@ -138,12 +141,11 @@ async def _revoke(state: SimState, request: Request, ctx: CallContext) -> Respon
         return checked
     if not isinstance(token, str) or not state.tokens.revoke_token(KIWOOM, checked[0], token):
         return _auth_error(ctx, "8015", "토큰 폐기에 실패했습니다.")
-    return _ok("au10002", {})
+    return ok("au10002", {})
 
 
 # --- data TRs ------------------------------------------------------------------------------
 
-Page = tuple[dict[str, Any], str | None]
 Builder = Callable[[SimState, dict[str, str], datetime, str | None], Page]
 
 
@@ -155,16 +157,13 @@ class _TR:
 
 
 def _code(body: Mapping[str, str]) -> str:
-    match = _CODE.fullmatch(body["stk_cd"].strip())
-    if match is None:
-        raise _BadInput("stk_cd", "1902")
-    return match.group(1)
+    return parse_code(body["stk_cd"])
 
 
 def _int_choice(body: Mapping[str, str], name: str, allowed: frozenset[int]) -> int:
     raw = body[name]
     if not raw.isdigit() or int(raw) not in allowed:
-        raise _BadInput(name)
+        raise BadInput(name)
     return int(raw)
 
 
@@ -172,37 +171,7 @@ def _day(raw: str, name: str) -> date:
     try:
         return datetime.strptime(raw, "%Y%m%d").date()
     except ValueError:
-        raise _BadInput(name) from None
-
-
-def _encode_key(api_id: str, code: str, cursor: str) -> str:
-    return base64.urlsafe_b64encode(f"{api_id}:{code}:{cursor}".encode()).decode().rstrip("=")
-
-
-def _decode_key(api_id: str, code: str, key: str | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _BadInput("next-key") from None
-    prefix = f"{api_id}:{code}:"
-    if not text.startswith(prefix):
-        raise _BadInput("next-key")
-    return text[len(prefix) :]
-
-
-def _page(
-    api_id: str, code: str, rows: Iterator[tuple[str, dict[str, str]]], size: int, after: str | None
-) -> tuple[list[dict[str, str]], str | None]:
-    """Take ``size`` rows starting at cursor ``after``; rows come with their cursor."""
-    if after is not None:
-        # Cursors sort like the rows (newest first), so skip everything newer.
-        rows = itertools.dropwhile(lambda item: item[0] > after, rows)
-    taken = list(itertools.islice(rows, size + 1))
-    more = taken[size][0] if len(taken) > size else None
-    next_key = _encode_key(api_id, code, more) if more is not None else None
-    return [row for _, row in taken[:size]], next_key
+        raise BadInput(name) from None
 
 
 def _stkinfo(state: SimState, body: dict[str, str], now: datetime, key: str | None) -> Page:
@@ -268,8 +237,8 @@ def _daily(state: SimState, body: dict[str, str], now: datetime, key: str | None
     code = _code(body)
     newest = _day(body["base_dt"], "base_dt")
     if body["upd_stkpc_tp"] not in ("0", "1"):
-        raise _BadInput("upd_stkpc_tp")
-    cursor = _decode_key("ka10081", code, key)
+        raise BadInput("upd_stkpc_tp")
+    cursor = decode_key("ka10081", code, key)
     if cursor is not None:
         newest = _day(cursor, "next-key")
     market = state.market
@@ -294,8 +263,8 @@ def _daily(state: SimState, body: dict[str, str], now: datetime, key: str | None
                 },
             )
 
-    page, next_key = _page("ka10081", code, rows(), state.config.kiwoom_page_rows_daily, None)
-    return {"stk_cd": code, "stk_dt_pole_chart_qry": page}, next_key
+    served, next_key = page("ka10081", code, rows(), state.config.kiwoom_page_rows_daily, None)
+    return {"stk_cd": code, "stk_dt_pole_chart_qry": served}, next_key
 
 
 def _intraday_days(state: SimState, newest: date, now: datetime) -> list[tuple[date, int]]:
@@ -328,10 +297,10 @@ def _minute(state: SimState, body: dict[str, str], now: datetime, key: str | Non
     code = _code(body)
     scope = _int_choice(body, "tic_scope", _MINUTE_SCOPES)
     if body["upd_stkpc_tp"] not in ("0", "1"):
-        raise _BadInput("upd_stkpc_tp")
+        raise BadInput("upd_stkpc_tp")
     base_dt = body.get("base_dt", "")
     newest = _day(base_dt, "base_dt") if base_dt else now.date()
-    cursor = _decode_key("ka10080", code, key)
+    cursor = decode_key("ka10080", code, key)
     market = state.market
 
     def rows() -> Iterator[tuple[str, dict[str, str]]]:
@@ -346,16 +315,16 @@ def _minute(state: SimState, body: dict[str, str], now: datetime, key: str | Non
                 yield stamp, _bar_row(aggregate(groups[index]), tape.prev_close, stamp)
 
     size = state.config.kiwoom_page_rows_minute
-    page, next_key = _page("ka10080", code, rows(), size, cursor)
-    return {"stk_cd": code, "stk_min_pole_chart_qry": page}, next_key
+    served, next_key = page("ka10080", code, rows(), size, cursor)
+    return {"stk_cd": code, "stk_min_pole_chart_qry": served}, next_key
 
 
 def _tick(state: SimState, body: dict[str, str], now: datetime, key: str | None) -> Page:
     code = _code(body)
     scope = _int_choice(body, "tic_scope", _TICK_SCOPES)
     if body["upd_stkpc_tp"] not in ("0", "1"):
-        raise _BadInput("upd_stkpc_tp")
-    cursor = _decode_key("ka10079", code, key)
+        raise BadInput("upd_stkpc_tp")
+    cursor = decode_key("ka10079", code, key)
     market = state.market
     days = _intraday_days(state, now.date(), now)
     last_tic_cnt = 0
@@ -388,8 +357,8 @@ def _tick(state: SimState, body: dict[str, str], now: datetime, key: str | None)
                 )
 
     size = state.config.kiwoom_page_rows_tick
-    page, next_key = _page("ka10079", code, rows(), size, cursor)
-    payload = {"stk_cd": code, "last_tic_cnt": str(last_tic_cnt), "stk_tic_chart_qry": page}
+    served, next_key = page("ka10079", code, rows(), size, cursor)
+    payload = {"stk_cd": code, "last_tic_cnt": str(last_tic_cnt), "stk_tic_chart_qry": served}
     return payload, next_key
 
 
@@ -400,88 +369,89 @@ _TRS = {
         _TR("ka10081", ("stk_cd", "base_dt", "upd_stkpc_tp"), _daily),
         _TR("ka10080", ("stk_cd", "tic_scope", "upd_stkpc_tp"), _minute),
         _TR("ka10079", ("stk_cd", "tic_scope", "upd_stkpc_tp"), _tick),
+        _TR("ka10004", ("stk_cd",), orderbook),
     )
 }
 
 
-def _check_call(state: SimState, request: Request, ctx: CallContext, path: str) -> Response | None:
-    """api-id first (1501/1505/1504), then the token (8005)."""
-    if not ctx.tr_id:
-        return _request_error(ctx, "1501", "API ID가 Null이거나 값이 없습니다")
-    if ctx.tr_id not in _KNOWN_IDS:
-        return _request_error(ctx, "1505", "해당 API ID는 존재하지 않습니다")
-    if ctx.tr_id not in API_IDS[path]:
-        return _request_error(ctx, "1504", "해당 URI에서는 지원하는 API ID가 아닙니다")
-    token_state, _ = state.tokens.check(KIWOOM, bearer_token(request))
-    if token_state is not TokenState.VALID:
-        return kiwoom_8005(ctx)
-    return None
-
-
-def _required(
-    ctx: CallContext, body: Mapping[str, object], names: tuple[str, ...]
-) -> Response | None:
-    for name in names:
-        value = body.get(name)
-        if not isinstance(value, str) or not value.strip():
-            detail = f"필수 입력 값에 값이 존재하지 않습니다. 필수입력 파라미터={name}"
-            return _request_error(ctx, "1511", detail)
-    return None
-
-
 async def _data(state: SimState, path: str, request: Request, ctx: CallContext) -> Response:
-    problem = _check_call(state, request, ctx, path)
+    problem = check_call(state, request, ctx, path)
     if problem is not None:
         return problem
     body = await read_json_object(request)
     if body is None:
-        return _request_error(ctx, "1517", "입력 값 형식 오류입니다")
+        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
     tr = _TRS[ctx.tr_id]
-    problem = _required(ctx, body, tr.required)
+    problem = required(ctx, body, tr.required)
     if problem is not None:
         return problem
     fields = {k: v for k, v in body.items() if isinstance(v, str)}
-    headers = request.headers
-    key = headers.get("next-key") if headers.get("cont-yn", "").upper() == "Y" else None
     now = state.clock.now()
     try:
         payload, next_key = await anyio.to_thread.run_sync(
-            tr.build, state, fields, now, key or None
+            tr.build, state, fields, now, continuation_key(request)
         )
-    except _BadInput as error:
-        if error.code == "1902":
-            return _request_error(
-                ctx, "1902", "종목 정보가 없습니다. 입력한 종목코드 값을 확인바랍니다."
-            )
-        return _request_error(ctx, "1517", f"입력 값 형식 오류입니다. 파라미터={error.field}")
-    return _ok(ctx.tr_id, payload, next_key)
+    except BadInput as error:
+        return bad_input_error(ctx, error)
+    return ok(ctx.tr_id, payload, next_key)
+
+
+def _order_price(fields: dict[str, str], market_order: bool) -> int | None:
+    """The limit price of a new order (0 for a market order); ``None`` if it is unusable."""
+    raw = fields.get("ord_uv", "").strip()
+    if market_order:
+        return 0 if not raw or raw.isdigit() else None
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 async def _order(state: SimState, request: Request, ctx: CallContext) -> Response:
-    path = "/api/dostk/ordr"
-    problem = _check_call(state, request, ctx, path)
+    problem = check_call(state, request, ctx, _ORDER_PATH)
     if problem is not None:
         return problem
     body = await read_json_object(request)
     if body is None:
-        return _request_error(ctx, "1517", "입력 값 형식 오류입니다")
-    problem = _required(ctx, body, ("dmst_stex_tp", "stk_cd", "ord_qty", "trde_tp"))
+        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
+    if ctx.tr_id in ("kt10002", "kt10003"):
+        return await anyio.to_thread.run_sync(amend, state, ctx, body)
+    problem = required(ctx, body, ("dmst_stex_tp", "stk_cd", "ord_qty", "trde_tp"))
     if problem is not None:
         return problem
-    fields = {k: v for k, v in body.items() if isinstance(v, str)}
-    match = _CODE.fullmatch(fields["stk_cd"])
+    fields = {k: v.strip() for k, v in body.items() if isinstance(v, str)}
+    match = CODE.fullmatch(fields["stk_cd"])
     if match is None:
-        return _request_error(
-            ctx, "1902", "종목 정보가 없습니다. 입력한 종목코드 값을 확인바랍니다."
-        )
+        return bad_input_error(ctx, BadInput("stk_cd", "1902"))
     if not fields["ord_qty"].isdigit() or int(fields["ord_qty"]) <= 0:
-        return _request_error(ctx, "1517", "입력 값 형식 오류입니다. 파라미터=ord_qty")
+        return bad_input_error(ctx, BadInput("ord_qty"))
+    for name, allowed in (("dmst_stex_tp", _EXCHANGES), ("trde_tp", _ORDER_TYPES)):
+        if fields[name] not in allowed:
+            return bad_input_error(ctx, BadInput(name))
+    market_order = fields["trde_tp"] in _MARKET_TYPES
+    price = _order_price(fields, market_order)
+    if price is None:
+        return bad_input_error(ctx, BadInput("ord_uv"))
+    side: Side = "buy" if ctx.tr_id == "kt10000" else "sell"
     order_no = f"{state.next_serial():07d}"
+    place = partial(
+        state.book.place,
+        book_account(ctx.appkey),
+        order_no,
+        tr_id=ctx.tr_id,
+        side=side,
+        symbol=match.group(1),
+        quantity=int(fields["ord_qty"]),
+        price=price,
+        market_order=market_order,
+        exchange=fields["dmst_stex_tp"],
+    )
+    try:
+        await anyio.to_thread.run_sync(place)
+    except OrderRejected as error:
+        return rejection(ctx, error)
     state.add_order(
         OrderRecord(
             provider=KIWOOM,
             tr_id=ctx.tr_id,
-            side="buy" if ctx.tr_id == "kt10000" else "sell",
+            side=side,
             symbol=match.group(1),
             quantity=fields["ord_qty"],
             price=fields.get("ord_uv", ""),
@@ -489,7 +459,7 @@ async def _order(state: SimState, request: Request, ctx: CallContext) -> Respons
             time=state.clock.now().isoformat(),
         )
     )
-    return _ok(ctx.tr_id, {"ord_no": order_no, "dmst_stex_tp": fields["dmst_stex_tp"]})
+    return ok(ctx.tr_id, {"ord_no": order_no, "dmst_stex_tp": fields["dmst_stex_tp"]})
 
 
 def routes(state: SimState) -> list[Route]:
@@ -497,9 +467,10 @@ def routes(state: SimState) -> list[Route]:
     return [
         broker_route(state, KIWOOM, "/oauth2/token", partial(_token, state), ["POST"]),
         broker_route(state, KIWOOM, "/oauth2/revoke", partial(_revoke, state), ["POST"]),
-        broker_route(state, KIWOOM, "/api/dostk/ordr", partial(_order, state), ["POST"]),
+        broker_route(state, KIWOOM, _ORDER_PATH, partial(_order, state), ["POST"]),
+        broker_route(state, KIWOOM, ACCOUNT_PATH, partial(account_inquiry, state), ["POST"]),
         *(
             broker_route(state, KIWOOM, path, partial(_data, state, path), ["POST"])
-            for path in ("/api/dostk/stkinfo", "/api/dostk/chart")
+            for path in ("/api/dostk/stkinfo", "/api/dostk/chart", "/api/dostk/mrkcond")
         ),
     ]
