@@ -15,6 +15,27 @@ KIS_QUOTES = {
     "FHKST03010200": "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice",
 }
 KIS_ORDERS = ("TTTC0012U", "TTTC0011U", "TTTC0802U", "TTTC0801U")
+KIS_OTHER_QUOTES = {"FHKST01010200", "CTCA0903R"}
+KIS_ACCOUNT = {
+    "TTTC8434R": "inquire-balance",
+    "TTTC0081R": "inquire-daily-ccld",
+    "CTSC9215R": "inquire-daily-ccld",
+    "TTTC8001R": "inquire-daily-ccld",
+    "CTSC9115R": "inquire-daily-ccld",
+    "TTTC0084R": "inquire-psbl-rvsecncl",
+}
+KIS_MODIFY = ("TTTC0013U", "TTTC0803U")
+KIWOOM_QUERIES = {
+    "ka10001",
+    "ka10081",
+    "ka10080",
+    "ka10079",
+    "ka10004",
+    "kt00018",
+    "ka10075",
+    "ka10076",
+}
+KIWOOM_ORDERS = {"kt10000", "kt10001", "kt10002", "kt10003"}
 
 
 @pytest.mark.parametrize(("tr_id", "path"), KIS_QUOTES.items())
@@ -85,16 +106,14 @@ def test_known_trs_filters_by_provider() -> None:
     every = known_trs()
     kis = known_trs(Provider.KIS)
     kiwoom = known_trs(Provider.KIWOOM)
-    assert len(every) == len(kis) + len(kiwoom) == 15
-    assert {s.tr_id for s in kis} == set(KIS_QUOTES) | set(KIS_ORDERS)
-    assert {s.tr_id for s in kiwoom} == {
-        "ka10001",
-        "ka10081",
-        "ka10080",
-        "ka10079",
-        "kt10000",
-        "kt10001",
-    }
+    assert len(every) == len(kis) + len(kiwoom) == 32
+    assert {s.tr_id for s in kis} == (
+        set(KIS_QUOTES) | set(KIS_ORDERS) | KIS_OTHER_QUOTES | set(KIS_ACCOUNT)
+    ) | {"TTTC8908R", *KIS_MODIFY}
+    assert {s.tr_id for s in kiwoom} == KIWOOM_QUERIES | KIWOOM_ORDERS
+    assert {s.tr_id for s in every if s.is_order} == set(KIS_ORDERS) | set(KIS_MODIFY) | (
+        KIWOOM_ORDERS
+    )
     assert all(s.family and s.description for s in every)
     assert all(lookup_tr(s.provider, s.tr_id) is s for s in every)
 
@@ -106,3 +125,42 @@ def test_spec_is_frozen_and_reports_missing_params() -> None:
         spec.tr_id = "X"  # type: ignore[misc]
     assert spec.missing_params({"fid_cond_mrkt_div_code": "J"}) == ("FID_INPUT_ISCD",)
     assert spec.missing_params({"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": ""}) == ()
+
+
+@pytest.mark.parametrize(("tr_id", "leaf"), KIS_ACCOUNT.items())
+def test_kis_account_inquiries_page_with_body_cursors(tr_id: str, leaf: str) -> None:
+    spec = lookup_tr(Provider.KIS, tr_id)
+    assert spec is not None
+    assert (spec.method, spec.path) == ("GET", f"/uapi/domestic-stock/v1/trading/{leaf}")
+    assert (spec.paging, spec.cont_fields) == ("tr_cont", ("CTX_AREA_FK100", "CTX_AREA_NK100"))
+    assert spec.required[:2] == ("CANO", "ACNT_PRDT_CD")
+    assert set(spec.cont_fields) <= set(spec.optional)
+    assert not spec.is_order
+
+
+def test_kis_modify_and_cancel_are_orders_and_the_holiday_check_pages_without_100() -> None:
+    for tr_id in KIS_MODIFY:
+        spec = lookup_tr(Provider.KIS, tr_id)
+        assert spec is not None
+        assert (spec.method, spec.is_order, spec.family) == ("POST", True, "order")
+        assert spec.path.endswith("/trading/order-rvsecncl")
+        assert "RVSE_CNCL_DVSN_CD" in spec.required
+    holiday = lookup_tr(Provider.KIS, "CTCA0903R")
+    assert holiday is not None
+    assert holiday.cont_fields == ("CTX_AREA_FK", "CTX_AREA_NK")
+    assert holiday.wire_tr_id(virtual=True) == "CTCA0903R"  # real only: no vps twin
+
+
+def test_kiwoom_account_and_order_trs() -> None:
+    for tr_id in ("kt00018", "ka10075", "ka10076"):
+        spec = lookup_tr(Provider.KIWOOM, tr_id)
+        assert spec is not None
+        assert (spec.path, spec.paging, spec.is_order) == ("/api/dostk/acnt", "cont_key", False)
+    for tr_id in ("kt10002", "kt10003"):
+        spec = lookup_tr(Provider.KIWOOM, tr_id)
+        assert spec is not None
+        assert (spec.path, spec.is_order) == ("/api/dostk/ordr", True)
+        assert "orig_ord_no" in spec.required
+    book = lookup_tr(Provider.KIWOOM, "ka10004")
+    assert book is not None
+    assert (book.path, book.required) == ("/api/dostk/mrkcond", ("stk_cd",))

@@ -252,3 +252,94 @@ def test_config_check_without_a_hub_says_how_redis_is_found(data_dir: Path) -> N
     result = _run("config", "check", env=_env(data_dir))
     assert result.returncode == 0
     assert "`apihub up` embeds a redis-server" in result.stdout
+
+
+# -- the catalog: `apihub trs`, apihub.toml extensions, pass-through ----------------------------
+
+EXTRA_TR = """\
+[[catalog.tr]]
+provider = "KIS"
+tr_id = "FHKST01010900"
+method = "GET"
+path = "/uapi/domestic-stock/v1/quotations/inquire-investor"
+required = ["FID_COND_MRKT_DIV_CODE", "FID_INPUT_ISCD"]
+family = "quotations"
+description = "investor flows"
+"""
+
+
+def test_trs_lists_the_configured_catalog_in_three_formats(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "apihub.toml"
+    config.write_text(EXTRA_TR, encoding="utf-8")
+    env = _env(data_dir)
+    listed = _run("trs", "--format", "json", "-c", str(config), env=env)
+    assert listed.returncode == ExitCode.OK, listed.stderr
+    rows = json.loads(listed.stdout)
+    by_id = {row["tr_id"]: row for row in rows}
+    assert by_id["TTTC0013U"]["kind"] == "order"
+    assert by_id["TTTC8434R"]["virtual_tr_id"] == "VTTC8434R"
+    assert by_id["FHKST01010900"]["source"].endswith("apihub.toml:1")  # the extension is in
+    assert by_id["ka10075"]["required"] == ["all_stk_tp", "trde_tp", "stex_tp"]
+    kiwoom = _run("trs", "kiwoom", "--format", "markdown", env=env)
+    assert kiwoom.returncode == ExitCode.OK
+    assert "| KIWOOM | `kt10003` |" in kiwoom.stdout
+    assert "| KIS |" not in kiwoom.stdout
+    table = _run("trs", env=env)
+    assert table.returncode == ExitCode.OK
+    assert "FHKST01010200" in table.stdout
+    assert "order-rvsecncl" in table.stdout
+    bad = _run("trs", "--format", "yaml", env=env)
+    assert bad.returncode == ExitCode.USAGE
+    assert "'yaml' is not one of table, json, markdown" in _one_line(bad)
+    assert _run("trs", "NYSE", env=env).returncode == ExitCode.USAGE
+
+
+def test_a_tr_added_in_apihub_toml_passes_the_parameter_check(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "apihub.toml"
+    config.write_text(EXTRA_TR, encoding="utf-8")
+    args = ("call", "KIS", "FHKST01010900", "-p", "FID_INPUT_ISCD=005930", "-p", "TYPO=1")
+    refused = _run(*args, "-c", str(config), env=_env(data_dir))
+    assert refused.returncode == ExitCode.USAGE
+    assert "'TYPO'" in _one_line(refused)
+    # Without the typo the checks pass and the call looks for a hub (none here).
+    passed = _run(*args[:-2], "-c", str(config), env=_env(data_dir))
+    assert passed.returncode == ExitCode.HUB_UNAVAILABLE, passed.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--path", "/uapi/x"], "needs --path and --kind"),
+        (["--kind", "query"], "needs --path and --kind"),
+        (["--path", "/uapi/x", "--kind", "maybe"], "--kind must be query or order"),
+        (
+            ["--path", "/uapi/x", "--kind", "query", "--method", "PUT"],
+            "--method must be GET or POST",
+        ),
+        (["--all-pages", "--cont"], "--all-pages starts at the first page"),
+    ],
+)
+def test_pass_through_and_paging_options_are_checked_before_anything_is_sent(
+    data_dir: Path, extra: list[str], reason: str
+) -> None:
+    result = _run("call", "KIS", "FHKST01010999", *extra, env=_env(data_dir))
+    assert result.returncode == ExitCode.USAGE
+    assert reason in _one_line(result)
+
+
+def test_a_pass_through_skips_the_catalog_parameter_check(data_dir: Path) -> None:
+    result = _run(
+        "call",
+        "KIS",
+        "FHKST01010999",
+        "-p",
+        "ANY_NAME=1",
+        "--path",
+        "/uapi/domestic-stock/v1/quotations/x",
+        "--kind",
+        "query",
+        env=_env(data_dir),
+    )
+    assert result.returncode == ExitCode.HUB_UNAVAILABLE, result.stderr

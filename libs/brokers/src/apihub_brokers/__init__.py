@@ -30,6 +30,7 @@ from ._errors_map import (
 )
 from ._factory import client_for
 from ._kis import KisClient
+from ._kis_paging import check_next_key
 from ._kiwoom import KiwoomClient
 from ._transport import TransportName, make_http_client, make_transport
 from ._types import BrokerClient, BrokerReply
@@ -49,6 +50,7 @@ __all__ = [
     "builtin_catalog",
     "catalog_markdown",
     "catalog_rows",
+    "check_next_key",
     "classify_kis_response",
     "classify_kiwoom_response",
     "client_for",

@@ -11,12 +11,12 @@ from apihub_runtime import AccessToken, AccountConfig, Secret, TrSpec
 
 from ._base import _BaseBrokerClient, kst_to_utc, on_local_clock
 from ._errors_map import KIS_ERROR_CODES, ErrorCodes, kis_error
+from ._kis_paging import apply_next_key, continuation
 from ._types import BrokerReply
 
 TOKEN_PATH: Final = "/oauth2/tokenP"  # noqa: S105  (a path, not a password)
 REVOKE_PATH: Final = "/oauth2/revokeP"
 _CONTENT_TYPE: Final = "application/json; charset=utf-8"
-_MORE: Final = frozenset({"F", "M"})
 _REPLY_HEADERS: Final = ("tr_id", "tr_cont", "gt_uid")
 _EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
@@ -107,8 +107,9 @@ class KisClient(_BaseBrokerClient):
         next_key: str = "",
         timeout: float = 10.0,  # noqa: ASYNC109  (the per-call deadline, kept by fail_after)
     ) -> BrokerReply:
-        """Call ``spec`` once. ``cont`` sends ``tr_cont: N`` (the next page); ``next_key`` is
-        unused by KIS, whose cursors (``CTX_AREA_FK100``/``NK100``) travel in ``params``."""
+        """Call ``spec`` once. ``next_key`` (from the previous page's reply) selects the next
+        page whatever the TR's paging style (see ``_kis_paging``); ``cont`` alone sends
+        ``tr_cont: N`` for a caller that moves the cursors in ``params`` itself."""
         if spec.provider is not Provider.KIS:
             raise ValueError(f"{spec.provider.value} TR {spec.tr_id} sent to the KIS client")
         headers = {
@@ -119,9 +120,12 @@ class KisClient(_BaseBrokerClient):
             "tr_id": spec.wire_tr_id(virtual=account.virtual),
             "custtype": "P",
         }
-        if cont:
+        if cont or (next_key and spec.paging == "tr_cont"):
             headers["tr_cont"] = "N"
+        params = apply_next_key(spec, params, next_key)
         is_get = spec.method == "GET"
+        if is_get:
+            params = _with_blank_optionals(spec, params)
         response, elapsed_ms = await self._request(
             spec.method,
             account,
@@ -136,14 +140,25 @@ class KisClient(_BaseBrokerClient):
         reply_headers = {
             name: response.headers[name] for name in _REPLY_HEADERS if name in response.headers
         }
+        has_more, following = continuation(
+            spec, params, reply_headers.get("tr_cont", ""), response.content
+        )
         return BrokerReply(
             status=response.status_code,
             headers=reply_headers,
             body=response.content,
-            has_more=reply_headers.get("tr_cont", "").strip().upper() in _MORE,
-            next_key="",
+            has_more=has_more,
+            next_key=following,
             elapsed_ms=elapsed_ms,
         )
+
+
+def _with_blank_optionals(spec: TrSpec, params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` with every optional parameter the caller left out sent blank, as the KIS
+    samples send them (the gateway wants each documented key present)."""
+    present = {name.upper() for name in params}
+    blanks = {name: "" for name in spec.optional if name.upper() not in present}
+    return {**params, **blanks}
 
 
 def _bearer(token_type: str) -> str:

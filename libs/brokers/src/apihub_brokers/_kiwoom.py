@@ -101,8 +101,9 @@ class KiwoomClient(_BaseBrokerClient):
         next_key: str = "",
         timeout: float = 10.0,  # noqa: ASYNC109  (the per-call deadline, kept by fail_after)
     ) -> BrokerReply:
-        """Call ``spec`` once. ``cont`` sends ``cont-yn: Y`` and ``next-key: <next_key>`` with
-        the same body, as Kiwoom pages (the response's ``cont-yn: Y`` says more follows)."""
+        """Call ``spec`` once. ``cont`` or a ``next_key`` sends ``cont-yn: Y`` and
+        ``next-key: <next_key>`` with the same body, as Kiwoom pages (the response's
+        ``cont-yn: Y`` says more follows)."""
         if spec.provider is not Provider.KIWOOM:
             raise ValueError(f"{spec.provider.value} TR {spec.tr_id} sent to the Kiwoom client")
         headers = {
@@ -110,7 +111,7 @@ class KiwoomClient(_BaseBrokerClient):
             "api-id": spec.wire_tr_id(virtual=account.virtual),
             "authorization": f"Bearer {token.value.reveal()}",
         }
-        if cont:
+        if cont or next_key:
             headers["cont-yn"] = "Y"
             headers["next-key"] = next_key
         response, elapsed_ms = await self._request(

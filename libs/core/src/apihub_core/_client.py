@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -25,8 +25,15 @@ from redis.exceptions import RedisError
 
 from ._codec import EntryDecodeError, StreamBatches, decode_outcome, encode_entry
 from ._connections import DEFAULT_MAX_CONNECTIONS, describe_redis_failure, redis_client
-from ._errors import HubError, HubUnavailable, RequestInvalid, RequestTimeout
-from ._events import Outcome, RequestFailed, RequestSubmitted, ResponseReceived, now_ms
+from ._errors import HubError, HubUnavailable, RequestInvalid, RequestTimeout, UpstreamRejected
+from ._events import (
+    Outcome,
+    Passthrough,
+    RequestFailed,
+    RequestSubmitted,
+    ResponseReceived,
+    now_ms,
+)
 from ._failures import raise_for_failure
 from ._keys import REQUEST_STREAM_MAXLEN, Keys
 from ._providers import PRIORITIES, Priority, Provider
@@ -238,6 +245,7 @@ class HubClient:
         cont: bool,
         next_key: str,
         idempotency_key: str | None,
+        passthrough: Passthrough | None,
         reply: bool,
     ) -> RequestSubmitted:
         if priority not in PRIORITIES:
@@ -266,6 +274,7 @@ class HubClient:
             next_key=next_key,
             idempotency_key=idempotency_key,
             trace=inject_trace(),
+            passthrough=passthrough,
         )
 
     async def _append(self, request: RequestSubmitted) -> None:
@@ -296,9 +305,11 @@ class HubClient:
         cont: bool = False,
         next_key: str = "",
         idempotency_key: str | None = None,
+        passthrough: Passthrough | None = None,
     ) -> Response:
         """Call ``tr_id`` of ``provider`` through the hub and wait at most ``timeout`` seconds.
 
+        ``passthrough`` calls a TR the hub's catalog does not know (its method, path and kind).
         Raises :class:`~apihub_core.RequestTimeout` when no answer arrives in time (the request
         may still run: its outcome lands on the response stream), or the typed error the hub
         reported.
@@ -316,6 +327,7 @@ class HubClient:
                 cont=cont,
                 next_key=next_key,
                 idempotency_key=idempotency_key,
+                passthrough=passthrough,
                 reply=True,
             )
             span.set_attributes(
@@ -339,6 +351,45 @@ class HubClient:
             assert isinstance(outcome, ResponseReceived)  # noqa: S101 - Outcome has two members
             span.set_attribute("apihub.attempts", outcome.attempts)
             return Response.from_event(outcome)
+
+    async def paginate(
+        self,
+        provider: str | Provider,
+        tr_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        account: str | None = None,
+        priority: Priority = "interactive",
+        timeout: float = 10.0,
+        max_pages: int | None = None,
+        passthrough: Passthrough | None = None,
+    ) -> AsyncIterator[Response]:
+        """Every page of a paged TR, first to last, each fetched when the previous one has
+        been consumed (``timeout`` applies per page).
+
+        Works for every paging style the hub knows: KIS ``tr_cont`` with its body cursors,
+        Kiwoom ``cont-yn``/``next-key``, and KIS's date- and time-window charts, which the hub
+        turns into the same ``has_more``/``next_key``. Stops after ``max_pages`` when given.
+        """
+        next_key, cont, pages = "", False, 0
+        while True:
+            response = await self.execute(
+                provider,
+                tr_id,
+                params,
+                account=account,
+                priority=priority,
+                timeout=timeout,
+                cont=cont,
+                next_key=next_key,
+                passthrough=passthrough,
+            )
+            pages += 1
+            yield response
+            following = next_page_key(response, next_key, pages, max_pages)
+            if following is None:
+                return
+            next_key, cont = following, True
 
     async def _round_trip(self, request: RequestSubmitted, timeout: float) -> Outcome:
         waiter = _Waiter()
@@ -379,6 +430,7 @@ class HubClient:
         priority: Priority = "collector",
         timeout: float | None = None,
         idempotency_key: str | None = None,
+        passthrough: Passthrough | None = None,
     ) -> str:
         """Append a request without waiting; its outcome lands only on the response stream.
 
@@ -394,10 +446,29 @@ class HubClient:
             cont=False,
             next_key="",
             idempotency_key=idempotency_key,
+            passthrough=passthrough,
             reply=False,
         )
         await self._append(request)
         return request.request_id
+
+
+def next_page_key(
+    response: Response, previous_key: str, pages: int, max_pages: int | None
+) -> str | None:
+    """The ``next_key`` to ask for after ``response``, or ``None`` when paging is over.
+
+    A broker that hands back the cursor it was given would page forever; that is refused.
+    """
+    if not response.has_more or (max_pages is not None and pages >= max_pages):
+        return None
+    if response.next_key and response.next_key == previous_key:
+        raise UpstreamRejected(
+            f"the broker returned the continuation it was given ({previous_key[:40]!r}) "
+            f"after {pages} pages; stopping instead of looping",
+            request_id=response.request_id,
+        )
+    return response.next_key
 
 
 def _param_text(value: Any) -> str:

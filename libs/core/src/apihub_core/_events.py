@@ -30,13 +30,26 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     schema: int = SCHEMA_VERSION
 
 
+class Passthrough(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How to call a TR the hub's catalog does not know: the caller names the HTTP method, the
+    path and whether the TR is an order. ``kind`` has no default on purpose: an unknown TR is
+    never assumed safe to retry. ``virtual_tr_id`` is the id to send on a virtual account
+    (default: the provider's rule, KIS ``T…``/``J…``/``C…`` → ``V…``)."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    kind: Literal["query", "order"]
+    virtual_tr_id: str = ""
+
+
 class RequestSubmitted(Event, frozen=True, kw_only=True, tag="request.submitted"):
     """A caller asks for one broker call. Appended to the request stream by any producer.
 
     ``params`` are the broker's own parameter names with string values (KIS query or body keys,
     Kiwoom body keys). ``reply_to`` is the caller's reply stream; without it the outcome is only
     appended to the response stream. ``deadline_ms`` is absolute (Unix ms); past it the hub answers
-    ``timeout`` instead of calling the broker.
+    ``timeout`` instead of calling the broker. ``passthrough`` describes a TR the catalog does not
+    know (ignored when it agrees with the catalog; refused when it contradicts it).
     """
 
     request_id: str
@@ -52,6 +65,7 @@ class RequestSubmitted(Event, frozen=True, kw_only=True, tag="request.submitted"
     next_key: str = ""
     idempotency_key: str | None = None
     trace: dict[str, str] = {}
+    passthrough: Passthrough | None = None
 
 
 class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from types import TracebackType
 from typing import Any, Self
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import HubClient, Response
+from ._client import HubClient, Response, next_page_key
 from ._connections import DEFAULT_MAX_CONNECTIONS
+from ._events import Passthrough
 from ._providers import Priority, Provider
 
 
@@ -77,6 +78,7 @@ class SyncHubClient:
         cont: bool = False,
         next_key: str = "",
         idempotency_key: str | None = None,
+        passthrough: Passthrough | None = None,
     ) -> Response:
         """Blocking :meth:`HubClient.execute`."""
         if self._portal is None or self._client is None:
@@ -92,5 +94,39 @@ class SyncHubClient:
             cont=cont,
             next_key=next_key,
             idempotency_key=idempotency_key,
+            passthrough=passthrough,
         )
         return self._portal.call(call)
+
+    def paginate(
+        self,
+        provider: str | Provider,
+        tr_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        account: str | None = None,
+        priority: Priority = "interactive",
+        timeout: float = 10.0,
+        max_pages: int | None = None,
+        passthrough: Passthrough | None = None,
+    ) -> Iterator[Response]:
+        """Blocking :meth:`HubClient.paginate`: a generator of pages, each fetched on demand."""
+        next_key, cont, pages = "", False, 0
+        while True:
+            response = self.execute(
+                provider,
+                tr_id,
+                params,
+                account=account,
+                priority=priority,
+                timeout=timeout,
+                cont=cont,
+                next_key=next_key,
+                passthrough=passthrough,
+            )
+            pages += 1
+            yield response
+            following = next_page_key(response, next_key, pages, max_pages)
+            if following is None:
+                return
+            next_key, cont = following, True

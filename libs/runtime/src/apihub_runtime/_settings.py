@@ -252,9 +252,13 @@ class CatalogSettings:
     ``trs`` holds the ``[[catalog.tr]]`` definitions only: the catalog in force is the built-in
     one (shipped with ``apihub_brokers``) extended by them, where a definition here replaces
     the built-in one sharing its provider and id (``apihub_brokers.configured_catalog``).
+    ``passthrough`` lets callers reach a TR the catalog does not know by naming its method,
+    path and kind on the request (``RequestSubmitted.passthrough``); an operator who wants
+    every call catalogued turns it off.
     """
 
     trs: Catalog = field(default_factory=Catalog)
+    passthrough: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,14 +465,18 @@ def _catalog(doc: Mapping[str, Any], path: Path | None) -> CatalogSettings:
         return CatalogSettings()
     if not isinstance(spec, dict):
         raise ConfigurationError(f"{path}: [catalog] must be a table")
-    unknown = set(spec) - {"tr"}
+    unknown = set(spec) - {"tr", "passthrough"}
     if unknown:
         raise ConfigurationError(
             f"{path}: unknown [catalog] settings: {', '.join(sorted(unknown))}"
         )
+    passthrough = spec.get("passthrough", True)
+    if not isinstance(passthrough, bool):
+        raise ConfigurationError(f"{path}: [catalog] passthrough must be true or false")
     # tomllib keeps no positions: the definitions are located again in the text for errors.
     text = path.read_text(encoding="utf-8")
-    return CatalogSettings(trs=parse_tr_tables(spec.get("tr", []), text, str(path), "catalog.tr"))
+    trs = parse_tr_tables(spec.get("tr", []), text, str(path), "catalog.tr")
+    return CatalogSettings(trs=trs, passthrough=passthrough)
 
 
 def load_settings(

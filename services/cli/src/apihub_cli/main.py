@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -13,14 +14,17 @@ from typing import Annotated, Any, NoReturn
 
 import anyio
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
-from apihub_brokers import lookup_tr
+from apihub_brokers import Catalog, CatalogRow, catalog_markdown, catalog_rows, configured_catalog
 from apihub_core import (
     PRIORITIES,
     ConfigurationError,
     HubClient,
     HubError,
+    Passthrough,
     Provider,
     advertised_hub_url,
     masked_url,
@@ -206,20 +210,43 @@ def _say(line: str) -> None:
 
 
 def _parse_params(
-    pairs: list[str], params_json: list[str], spec_of: tuple[Provider, str], allow_unknown: bool
+    pairs: list[str],
+    params_json: list[str],
+    catalog: Catalog,
+    spec_of: tuple[Provider, str],
+    allow_unknown: bool,
 ) -> dict[str, str]:
     try:
         collected = parse_pairs(pairs)
         for source in params_json:
             collected += load_json(source)
         params = merge(collected)
-        spec = lookup_tr(*spec_of)
-        # A TR the catalog does not know is the hub's to refuse (its catalog is the one in force).
+        spec = catalog.lookup(*spec_of)
+        # A TR the catalog does not know is the hub's to refuse or pass through.
         if spec is not None and not allow_unknown:
             check_known(params, spec)
     except ParamError as exc:
         _fail(str(exc), code=ExitCode.USAGE)
     return params
+
+
+def _passthrough(
+    provider: Provider, method: str | None, path: str | None, kind: str | None
+) -> Passthrough | None:
+    if method is None and path is None and kind is None:
+        return None
+    if path is None or kind is None:
+        _fail(
+            "a pass-through call needs --path and --kind (query or order); --method defaults "
+            "to GET on KIS and POST on Kiwoom",
+            code=ExitCode.USAGE,
+        )
+    if kind not in ("query", "order"):
+        _fail(f"--kind must be query or order, not {kind!r}", code=ExitCode.USAGE)
+    verb = (method or ("GET" if provider is Provider.KIS else "POST")).upper()
+    if verb not in ("GET", "POST"):
+        _fail(f"--method must be GET or POST, not {method!r}", code=ExitCode.USAGE)
+    return Passthrough(method=verb, path=path, kind=kind)  # type: ignore[arg-type]
 
 
 @app.command(cls=Command)
@@ -266,8 +293,35 @@ def call(
     ] = 10.0,
     cont: Annotated[bool, typer.Option("--cont", help="Ask for the next page.")] = False,
     next_key: Annotated[
-        str, typer.Option(metavar="KEY", help="Kiwoom next-key of the next page.")
+        str,
+        typer.Option(
+            metavar="KEY", help="The next_key the previous page printed (implies --cont)."
+        ),
     ] = "",
+    all_pages: Annotated[
+        bool,
+        typer.Option(
+            "--all-pages",
+            help="Follow the pages to the end; print one JSON body per line (JSON Lines).",
+        ),
+    ] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            metavar="GET|POST", help="Pass-through: the HTTP method of an uncatalogued TR."
+        ),
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option(metavar="PATH", help="Pass-through: the URL path of an uncatalogued TR."),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            metavar="query|order",
+            help="Pass-through: whether the TR has side effects (orders are never resent).",
+        ),
+    ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -280,6 +334,9 @@ def call(
 
     Example: apihub call KIS FHKST01010100 -p FID_COND_MRKT_DIV_CODE=J -p FID_INPUT_ISCD=005930
 
+    A TR the catalog does not know goes through as a pass-through when --path and --kind are
+    given (`apihub trs` lists the catalog).
+
     On error: one line on stderr and the exit code of its class (see `apihub --help`).
     """
     try:
@@ -290,10 +347,19 @@ def call(
         _fail(f"--priority {priority!r} is not one of {', '.join(PRIORITIES)}", code=ExitCode.USAGE)
     if not timeout > 0:
         _fail(f"--timeout must be more than 0 seconds, not {timeout}", code=ExitCode.USAGE)
-    params = _parse_params(param or [], params_json or [], (resolved, tr_id), allow_unknown_params)
+    passthrough = _passthrough(resolved, method, path, kind)
+    if all_pages and (cont or next_key):
+        _fail("--all-pages starts at the first page: drop --cont/--next-key", code=ExitCode.USAGE)
+    settings = _settings(config)
+    params = _parse_params(
+        param or [],
+        params_json or [],
+        configured_catalog(settings),
+        (resolved, tr_id),
+        allow_unknown_params or passthrough is not None,
+    )
     # The outcome is the one line below; the client's own warnings (a retried read) are noise.
     configure_logging("ERROR")
-    settings = _settings(config)
     url = _redis_url_for_client(settings, redis_url)
 
     async def run() -> Any:
@@ -302,6 +368,20 @@ def call(
         except ValueError as exc:  # redis-py's word on a malformed URL (it never echoes it)
             _fail(f"{masked_url(url)!r} is not a Redis URL: {exc}", code=ExitCode.USAGE)
         async with hub:
+            if all_pages:
+                async for page in hub.paginate(
+                    resolved,
+                    tr_id,
+                    params,
+                    account=account,
+                    priority=priority,
+                    timeout=timeout,
+                    passthrough=passthrough,
+                ):
+                    json.dump(page.body, sys.stdout, ensure_ascii=False)
+                    sys.stdout.write("\n")
+                    sys.stdout.flush()
+                return None
             return await hub.execute(
                 resolved,
                 tr_id,
@@ -309,8 +389,9 @@ def call(
                 account=account,
                 priority=priority,
                 timeout=timeout,
-                cont=cont,
+                cont=cont or bool(next_key),
                 next_key=next_key,
+                passthrough=passthrough,
             )
 
     try:
@@ -321,11 +402,63 @@ def call(
         # The shell's convention for SIGINT; the request may still be executed and answered.
         err.print("apihub: interrupted (the request may still be executed)", markup=False)
         raise typer.Exit(128 + 2) from None
+    if response is None:
+        return
     json.dump(response.body, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     if response.has_more:
-        hint = f" --next-key {response.next_key}" if response.next_key else ""
-        err.print(f"more pages: repeat with --cont{hint}", markup=False, soft_wrap=True)
+        hint = f" --next-key {response.next_key}" if response.next_key else " --cont"
+        err.print(
+            f"more pages: repeat with{hint} (or use --all-pages)", markup=False, soft_wrap=True
+        )
+
+
+TR_FORMATS = ("table", "json", "markdown")
+
+
+@app.command("trs", cls=Command)
+def trs_command(
+    provider: Annotated[
+        str | None, typer.Argument(metavar="[PROVIDER]", help="KIS or KIWOOM (default: both).")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help=f"One of {', '.join(TR_FORMATS)}.")
+    ] = "table",
+    config: ConfigOption = None,
+) -> None:
+    """List the TRs this hub can call: the built-in catalog extended by apihub.toml."""
+    if output not in TR_FORMATS:
+        _fail(f"--format {output!r} is not one of {', '.join(TR_FORMATS)}", code=ExitCode.USAGE)
+    wanted: Provider | None = None
+    if provider is not None:
+        try:
+            wanted = Provider.parse(provider)
+        except ValueError as exc:
+            _fail(str(exc), code=ExitCode.USAGE)
+    catalog = configured_catalog(_settings(config))
+    if wanted is not None:
+        catalog = Catalog(spec for spec in catalog if spec.provider is wanted)
+    rows = catalog_rows(catalog)
+    if output == "json":
+        payload = [
+            {
+                **dataclasses.asdict(row),
+                "required": list(row.required),
+                "optional": list(row.optional),
+            }
+            for row in rows
+        ]
+        json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    elif output == "markdown":
+        sys.stdout.write(catalog_markdown(catalog))
+    else:
+        table = Table(*CatalogRow.HEADERS, box=box.SIMPLE, show_lines=False)
+        for row in rows:
+            table.add_row(*row.cells())
+        # A pipe gets every column whole (grep-able); a terminal gets a table that fits it.
+        width = None if sys.stdout.isatty() else 400
+        Console(width=width).print(table)
 
 
 @app.command("sim", cls=Command)

@@ -77,19 +77,21 @@ _outcome_decoder: msgspec.json.Decoder[Outcome] = msgspec.json.Decoder(Outcome)
 
 def content_fingerprint(request: RequestSubmitted) -> str:
     """What makes two requests with one id "the same": everything that reaches the broker or
-    decides which call it is (provider, account, TR, parameters, paging, idempotency key) —
+    decides which call it is (provider, account, TR, parameters, paging, idempotency key,
+    pass-through description) —
     not priority, deadline, reply stream or trace, which a retry may change."""
-    canonical = msgspec.json.encode(
-        [
-            request.provider,
-            request.account,
-            request.tr_id,
-            sorted(request.params.items()),
-            request.cont,
-            request.next_key,
-            request.idempotency_key,
-        ]
-    )
+    parts: list[object] = [
+        request.provider,
+        request.account,
+        request.tr_id,
+        sorted(request.params.items()),
+        request.cont,
+        request.next_key,
+        request.idempotency_key,
+    ]
+    if request.passthrough is not None:
+        parts.append(request.passthrough)  # appended only when set: old fingerprints stand
+    canonical = msgspec.json.encode(parts)
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
