@@ -114,3 +114,57 @@ async def test_kis_daily_bars_page_by_moving_the_end_date(
     rows2 = second.body["output2"]
     assert rows2
     assert rows2[0]["stck_bsop_date"] <= oldest
+
+
+async def test_paginate_walks_a_kis_date_window_to_its_lower_bound(
+    hub: HubClient, dispatcher: Dispatcher, market_closed: None
+) -> None:
+    params = {
+        "FID_COND_MRKT_DIV_CODE": "J",
+        "FID_INPUT_ISCD": "005930",
+        "FID_INPUT_DATE_1": "20240101",
+        "FID_INPUT_DATE_2": "20250321",
+        "FID_PERIOD_DIV_CODE": "D",
+        "FID_ORG_ADJ_PRC": "0",
+    }
+    pages = [page async for page in hub.paginate("KIS", "FHKST03010100", params)]
+    days = [row["stck_bsop_date"] for page in pages for row in page.body["output2"]]
+    assert len(days) > 250, "over a year of trading days"
+    assert len(pages) == -(-len(days) // 100), "full pages of 100, then the rest"
+    oldest_first_page = pages[0].body["output2"][-1]["stck_bsop_date"]
+    assert pages[0].next_key < oldest_first_page, "the next page ends before this one's oldest"
+    assert not pages[-1].has_more
+    assert days == sorted(set(days), reverse=True), "every day once, newest first"
+    assert days[0] == "20250321"
+    assert min(days) >= "20240101"
+    assert min(days) <= "20240105", "the walk reaches the first trading days of 2024"
+
+
+async def test_paginate_walks_kis_minute_bars_back_to_the_open(
+    hub: HubClient, dispatcher: Dispatcher, market_closed: None
+) -> None:
+    params = {
+        "FID_ETC_CLS_CODE": "",
+        "FID_COND_MRKT_DIV_CODE": "J",
+        "FID_INPUT_ISCD": "005930",
+        "FID_INPUT_HOUR_1": "153000",
+        "FID_PW_DATA_INCU_YN": "Y",
+    }
+    minutes = [
+        row["stck_cntg_hour"]
+        async for page in hub.paginate("KIS", "FHKST03010200", params)
+        for row in page.body["output2"]
+    ]
+    assert minutes == sorted(set(minutes), reverse=True), "every minute once, newest first"
+    assert (minutes[0], minutes[-1]) == ("153000", "090000")
+
+
+async def test_paginate_stops_at_max_pages_and_on_kiwoom_cont_yn(
+    hub: HubClient, dispatcher: Dispatcher, market_closed: None
+) -> None:
+    params = {"stk_cd": "005930", "tic_scope": "1", "upd_stkpc_tp": "1"}
+    pages = [page async for page in hub.paginate("KIWOOM", "ka10080", params, max_pages=2)]
+    assert len(pages) == 2
+    assert pages[-1].has_more, "stopped by max_pages, not by the broker"
+    stamps = [row["cntr_tm"] for page in pages for row in page.body["stk_min_pole_chart_qry"]]
+    assert len(stamps) == len(set(stamps)) == 1800
