@@ -119,6 +119,81 @@ class SimHarness:
             "inquire-price", "FHKST01010100", FID_COND_MRKT_DIV_CODE="J", FID_INPUT_ISCD=code
         )
 
+    # --- KIS account helpers ---
+    TRADING = "/uapi/domestic-stock/v1/trading"
+
+    @property
+    def kis_account(self) -> dict[str, str]:
+        """The KIS account the helpers trade on."""
+        return {"CANO": "12345678", "ACNT_PRDT_CD": "01"}
+
+    def kis_trading_get(
+        self, name: str, tr_id: str, *, tr_cont: str = "", **params: str
+    ) -> httpx.Response:
+        """A KIS trading GET with the harness's ``CANO``/``ACNT_PRDT_CD`` (``params`` may
+        override them); ``tr_cont`` is the request header (``N`` asks for the next page)."""
+        query = {**self.kis_account, **params}
+        headers = {**self.kis_headers(tr_id), "tr_cont": tr_cont}
+        return self.client.get(f"{self.TRADING}/{name}", params=query, headers=headers)
+
+    def kis_trading_post(self, name: str, tr_id: str, body: dict[str, Any]) -> httpx.Response:
+        """A KIS trading POST with the harness's account merged into ``body``."""
+        return self.client.post(
+            f"{self.TRADING}/{name}",
+            json={**self.kis_account, **body},
+            headers=self.kis_headers(tr_id),
+        )
+
+    def kis_order(
+        self, tr_id: str, code: str, quantity: int, price: int = 0, *, market: bool = False
+    ) -> httpx.Response:
+        """A cash order (``TTTC0012U`` buy, ``TTTC0011U`` sell...), a limit unless ``market``."""
+        body = {
+            "PDNO": code,
+            "ORD_DVSN": "01" if market else "00",
+            "ORD_QTY": str(quantity),
+            "ORD_UNPR": str(price),
+        }
+        return self.kis_trading_post("order-cash", tr_id, body)
+
+    def kis_revise(
+        self, original: str, *, cancel: bool, quantity: int = 0, price: int = 0, tr_id: str = ""
+    ) -> httpx.Response:
+        """Modify (``cancel=False``, to a limit at ``price``) or cancel ``quantity`` of an
+        order (0: its whole remainder) with ``TTTC0013U`` unless ``tr_id`` says otherwise."""
+        body = {
+            "KRX_FWDG_ORD_ORGNO": "91252",
+            "ORGN_ODNO": original,
+            "ORD_DVSN": "00",
+            "RVSE_CNCL_DVSN_CD": "02" if cancel else "01",
+            "ORD_QTY": str(quantity),
+            "ORD_UNPR": str(price),
+            "QTY_ALL_ORD_YN": "N" if quantity else "Y",
+            "EXCG_ID_DVSN_CD": "KRX",
+        }
+        return self.kis_trading_post("order-rvsecncl", tr_id or "TTTC0013U", body)
+
+    def kis_walk(
+        self, path: str, tr_id: str, params: dict[str, str], *, suffix: str = "100"
+    ) -> list[httpx.Response]:
+        """Every page of a ``tr_cont``-paged KIS GET of ``path``, following the body cursors
+        (``ctx_area_fk``/``ctx_area_nk`` + ``suffix``); asserts each page answers ``rt_cd 0``."""
+        fk, nk = f"CTX_AREA_FK{suffix}", f"CTX_AREA_NK{suffix}"
+        cursors = {fk: "", nk: ""}
+        pages: list[httpx.Response] = []
+        tr_cont = ""
+        for _ in range(100):
+            headers = {**self.kis_headers(tr_id), "tr_cont": tr_cont}
+            response = self.client.get(path, params={**params, **cursors}, headers=headers)
+            assert response.json()["rt_cd"] == "0", response.text
+            pages.append(response)
+            if response.headers["tr_cont"] not in ("M", "F"):
+                return pages
+            body = response.json()
+            cursors = {fk: body[fk.lower()], nk: body[nk.lower()]}
+            tr_cont = "N"
+        raise AssertionError("paging did not end")
+
     # --- Kiwoom ---
     def kiwoom_issue(self, appkey: str | None = None, secret: str | None = None) -> httpx.Response:
         """``POST /oauth2/token``, by default with the harness's credentials."""

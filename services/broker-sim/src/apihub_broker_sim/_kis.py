@@ -1,4 +1,5 @@
-"""The KIS Open API look-alike: OAuth, hashkey, five quotation TRs and the cash order.
+"""The KIS Open API look-alike: OAuth, hashkey, six quotation TRs and the cash order (the
+account inquiries, modify/cancel and the holiday check live in ``_kis_account``).
 
 Error conventions (as third-party clients of the KIS Open API report them; codes marked * are
 this simulator's choice):
@@ -9,7 +10,13 @@ this simulator's choice):
 - OAuth errors: HTTP 403, ``{"error_code":...,"error_description":...}``;
 - input errors: HTTP 200, ``rt_cd "2"``, ``msg_cd "OPSQ2001"``, ``msg1`` ``"ERROR :
   INPUT_FIELD_NAME <FIELD>"`` for a missing field or ``"ERROR INVALID <FIELD>"`` for a bad
-  value (the code and rt_cd are as seen in the wild; the texts are approximations*).
+  value (the code and rt_cd are as seen in the wild; the texts are approximations*);
+- order refusals by the account ledger: HTTP 200, ``rt_cd "1"``, ``APBK0952``* (orderable cash
+  exceeded) or ``APBK0986``* (orderable quantity exceeded), ``msg1`` the ledger's reason (see
+  ``_kis_common``).
+
+A cash order is booked in the account ledger (``state.book``) under ``KIS:<CANO>-<ACNT_PRDT_CD>``
+at branch ``91252``; ``ORD_DVSN "01"`` is a market order, any other a limit at ``ORD_UNPR``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -28,9 +35,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._gateway import EGW00121, EGW00123, EGW00133, bearer_token, broker_route, read_json_object
+from ._book import OrderRejected, Side
+from ._clock import KST
+from ._depth import _quantity, depth
+from ._gateway import EGW00121, EGW00133, broker_route, read_json_object
 from ._http import json_response, kis_envelope_error, kis_token_error
-from ._krx import floor_to_grid, tick_size
+from ._kis_account import routes as account_routes
+from ._kis_common import (
+    BRANCH,
+    CODE,
+    OK,
+    ORDER_OK,
+    InputError,
+    account_key,
+    authorize,
+    choice,
+    gt_uid,
+    input_error,
+    parse_day,
+    rejected,
+    require,
+)
+from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S, floor_to_grid, tick_size
 from ._market import Bar
 from ._quotes import (
     Snapshot,
@@ -46,64 +72,26 @@ from ._quotes import (
 )
 from ._recorder import CallContext
 from ._state import OrderRecord, SimState
-from ._tokens import KIS, TokenState, secret_digest
+from ._tokens import KIS
 
 __all__ = ["ORDER_TR_IDS", "QUOTE_PATH", "routes"]
 
 QUOTE_PATH = "/uapi/domestic-stock/v1/quotations"
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 
-_ORDER_SIDES = {"TTTC0012U": "buy", "TTTC0011U": "sell", "TTTC0802U": "buy", "TTTC0801U": "sell"}
-ORDER_TR_IDS: Mapping[str, str] = {
+_ORDER_SIDES: dict[str, Side] = {
+    "TTTC0012U": "buy",
+    "TTTC0011U": "sell",
+    "TTTC0802U": "buy",
+    "TTTC0801U": "sell",
+}
+ORDER_TR_IDS: Mapping[str, Side] = {
     **_ORDER_SIDES,
     **{"V" + tr[1:]: side for tr, side in _ORDER_SIDES.items()},
 }
 """Order TR id -> side: current and legacy ids, real and vps (``V...``) variants."""
 
-_OK = {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다."}
-_ORDER_OK = {"rt_cd": "0", "msg_cd": "APBK0013", "msg1": "주문 전송 완료 되었습니다."}
-_CODE = re.compile(r"Q?(\d{6})")
 _MARKETS = frozenset({"J", "NX", "UN"})  # all served from the KRX tape
-
-
-class _InputError(Exception):
-    """A query or body field is missing (``missing``) or has a bad value."""
-
-    def __init__(self, field: str, *, missing: bool = False) -> None:
-        super().__init__(field)
-        self.field = field
-        self.missing = missing
-
-
-def _input_error(ctx: CallContext, error: _InputError) -> Response:
-    if error.missing:
-        text = f"ERROR : INPUT_FIELD_NAME {error.field}"
-    else:
-        text = f"ERROR INVALID {error.field}"
-    return kis_envelope_error(ctx, 200, "OPSQ2001", text, rt_cd="2")
-
-
-def _gt_uid(state: SimState) -> str:
-    material = f"gt|{state.config.seed}|{state.next_serial()}"
-    return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
-
-
-def _authorize(state: SimState, request: Request, ctx: CallContext, tr_ids: Any) -> Response | None:
-    """Check ``tr_id``, the bearer token and the appkey/appsecret headers."""
-    if ctx.tr_id not in tr_ids:
-        return kis_envelope_error(ctx, 500, "EGW00101", "유효하지 않은 요청입니다. (tr_id)")
-    token_state, record = state.tokens.check(KIS, bearer_token(request))
-    if token_state is TokenState.INVALID or record is None:
-        return kis_envelope_error(ctx, 500, "EGW00121", EGW00121)
-    if token_state is TokenState.EXPIRED:
-        return kis_envelope_error(ctx, 500, "EGW00123", EGW00123)
-    if not ctx.appkey:
-        return kis_envelope_error(ctx, 500, "EGW00103", "유효하지 않은 AppKey입니다.")
-    if ctx.appkey != record.appkey:
-        return kis_envelope_error(ctx, 500, "EGW00121", EGW00121)
-    if secret_digest(request.headers.get("appsecret", "")) != record.secret_digest:
-        return kis_envelope_error(ctx, 500, "EGW00105", "유효하지 않은 AppSecret입니다.")
-    return None
 
 
 # --- OAuth and hashkey -------------------------------------------------------------------
@@ -178,7 +166,7 @@ async def _hashkey(state: SimState, request: Request, ctx: CallContext) -> Respo
         return kis_envelope_error(ctx, 500, "EGW00105", "유효하지 않은 AppSecret입니다.")
     body = await read_json_object(request)
     if body is None:
-        return _input_error(ctx, _InputError("BODY"))
+        return input_error(ctx, InputError("BODY"))
     digest = hashlib.sha256(await request.body()).hexdigest()
     return json_response({"BODY": body, "HASH": digest})
 
@@ -199,47 +187,27 @@ class _QuoteTR:
 
 def _code(params: Mapping[str, str]) -> str:
     if params["FID_COND_MRKT_DIV_CODE"].upper() not in _MARKETS:
-        raise _InputError("FID_COND_MRKT_DIV_CODE")
-    match = _CODE.fullmatch(params["FID_INPUT_ISCD"].strip())
+        raise InputError("FID_COND_MRKT_DIV_CODE")
+    match = CODE.fullmatch(params["FID_INPUT_ISCD"].strip())
     if match is None:
-        raise _InputError("FID_INPUT_ISCD")
+        raise InputError("FID_INPUT_ISCD")
     return match.group(1)
-
-
-def _parse_day(params: Mapping[str, str], name: str) -> date:
-    try:
-        return datetime.strptime(params[name], "%Y%m%d").date()
-    except ValueError:
-        raise _InputError(name) from None
-
-
-def _choice(params: Mapping[str, str], name: str, allowed: str) -> str:
-    value = params[name].upper()
-    if value not in allowed.split():
-        raise _InputError(name)
-    return value
-
-
-def _require(params: Mapping[str, str], tr: _QuoteTR) -> None:
-    for name in tr.required:
-        if name not in params or (not params[name] and name not in tr.blank_ok):
-            raise _InputError(name, missing=True)
 
 
 def _quote_route(state: SimState, tr: _QuoteTR) -> Route:
     async def handler(request: Request, ctx: CallContext) -> Response:
-        denied = _authorize(state, request, ctx, (tr.tr_id,))
+        denied = authorize(state, request, ctx, (tr.tr_id,))
         if denied is not None:
             return denied
         params = {key.upper(): value for key, value in request.query_params.items()}
         now = state.clock.now()
         try:
-            _require(params, tr)
+            require(params, tr.required, tr.blank_ok)
             payload = await anyio.to_thread.run_sync(tr.build, state, params, now)
-        except _InputError as error:
-            return _input_error(ctx, error)
-        headers = {"tr_id": tr.tr_id, "tr_cont": "", "gt_uid": _gt_uid(state)}
-        return json_response({**payload, **_OK}, headers=headers)
+        except InputError as error:
+            return input_error(ctx, error)
+        headers = {"tr_id": tr.tr_id, "tr_cont": "", "gt_uid": gt_uid(state)}
+        return json_response({**payload, **OK}, headers=headers)
 
     return broker_route(state, KIS, tr.path, handler, ["GET"])
 
@@ -375,8 +343,8 @@ def _inquire_ccnl(state: SimState, params: dict[str, str], now: datetime) -> dic
 
 def _inquire_daily_price(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
     code = _code(params)
-    period = _choice(params, "FID_PERIOD_DIV_CODE", "D W M")
-    _choice(params, "FID_ORG_ADJ_PRC", "0 1")
+    period = choice(params, "FID_PERIOD_DIV_CODE", "D W M")
+    choice(params, "FID_ORG_ADJ_PRC", "0 1")
     market = state.market
     info = market.symbol(code)
     fund = fundamentals(info)
@@ -446,10 +414,10 @@ def _chart_output1(snap: Snapshot) -> dict[str, str]:
 
 def _daily_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
     code = _code(params)
-    first = _parse_day(params, "FID_INPUT_DATE_1")
-    last = _parse_day(params, "FID_INPUT_DATE_2")
-    period = _choice(params, "FID_PERIOD_DIV_CODE", "D W M Y")
-    _choice(params, "FID_ORG_ADJ_PRC", "0 1")
+    first = parse_day(params, "FID_INPUT_DATE_1")
+    last = parse_day(params, "FID_INPUT_DATE_2")
+    period = choice(params, "FID_PERIOD_DIV_CODE", "D W M Y")
+    choice(params, "FID_ORG_ADJ_PRC", "0 1")
     market = state.market
     snap = snapshot(market, code, now)
     limit = state.config.kis_page_rows_daily
@@ -481,17 +449,77 @@ def _daily_row(bar: Bar, before: int) -> dict[str, str]:
 def _parse_hour(params: Mapping[str, str]) -> int:
     raw = params["FID_INPUT_HOUR_1"]
     if not re.fullmatch(r"\d{6}", raw):
-        raise _InputError("FID_INPUT_HOUR_1")
+        raise InputError("FID_INPUT_HOUR_1")
     hours, minutes, seconds = int(raw[:2]), int(raw[2:4]), int(raw[4:])
     if hours > 24 or minutes > 59 or seconds > 59:
-        raise _InputError("FID_INPUT_HOUR_1")
+        raise InputError("FID_INPUT_HOUR_1")
     return hours * 3600 + minutes * 60 + seconds
+
+
+def _market_phase(state: SimState, now: datetime) -> str:
+    """``new_mkop_cls_code``: ``10`` before the open, ``20`` in the session, ``30`` after
+    the close or on a day off (the first digit as the KIS portal describes it)."""
+    local = now.astimezone(KST)
+    second = local.hour * 3600 + local.minute * 60 + local.second
+    if not state.market.is_trading_day(local.date()) or second >= SESSION_CLOSE_S:
+        return "30"
+    return "10" if second < SESSION_OPEN_S else "20"
+
+
+def _asking_price(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    snap = snapshot(state.market, _code(params), now)
+    seed = state.config.seed
+    book = depth(seed, snap, now)
+    info, second = snap.info, book.quote_second
+    bid_changes = [
+        qty
+        - (_quantity(seed, info.code, "bid", level, second - 1, info.daily_volume) if qty else 0)
+        for level, (_, qty) in enumerate(book.bids)
+    ]
+    output1: dict[str, str] = {"aspr_acpt_hour": hhmmss(second)}
+    output1.update({f"askp{i}": str(price) for i, (price, _) in enumerate(book.asks, 1)})
+    output1.update({f"bidp{i}": str(price) for i, (price, _) in enumerate(book.bids, 1)})
+    output1.update({f"askp_rsqn{i}": str(qty) for i, (_, qty) in enumerate(book.asks, 1)})
+    output1.update({f"bidp_rsqn{i}": str(qty) for i, (_, qty) in enumerate(book.bids, 1)})
+    output1.update({f"askp_rsqn_icdc{i}": str(c) for i, c in enumerate(book.changes, 1)})
+    output1.update({f"bidp_rsqn_icdc{i}": str(c) for i, c in enumerate(bid_changes, 1)})
+    output1.update(
+        {
+            "total_askp_rsqn": str(book.total_ask),
+            "total_bidp_rsqn": str(book.total_bid),
+            "total_askp_rsqn_icdc": str(sum(book.changes)),
+            "total_bidp_rsqn_icdc": str(sum(bid_changes)),
+            "ovtm_total_askp_icdc": "0",
+            "ovtm_total_bidp_icdc": "0",
+            "ovtm_total_askp_rsqn": "0",
+            "ovtm_total_bidp_rsqn": "0",
+            "ntby_aspr_rsqn": str(book.total_bid - book.total_ask),
+            "new_mkop_cls_code": _market_phase(state, now),
+        }
+    )
+    bar = snap.bar
+    output2 = {
+        "antc_mkop_cls_code": "",
+        "stck_prpr": str(snap.price),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "stck_sdpr": str(snap.base),
+        "antc_cnpr": str(snap.price),
+        "antc_cntg_vrss_sign": snap.sign,
+        "antc_cntg_vrss": str(snap.change),
+        "antc_cntg_prdy_ctrt": snap.rate,
+        "antc_vol": "0",
+        "stck_shrn_iscd": info.code,
+        "vi_cls_code": "N",
+    }
+    return {"output1": output1, "output2": output2}
 
 
 def _minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
     code = _code(params)
     hour_s = _parse_hour(params)
-    _choice(params, "FID_PW_DATA_INCU_YN", "Y N")
+    choice(params, "FID_PW_DATA_INCU_YN", "Y N")
     snap = snapshot(state.market, code, now)
     bars = snap.tape.minute_bars_until(snap.cutoff_s)
     # A future hour means "now" (as the KIS docs say); a finished session is "now" from 15:30 on.
@@ -535,6 +563,7 @@ _BASIC = ("FID_COND_MRKT_DIV_CODE", "FID_INPUT_ISCD")
 QUOTE_TRS = (
     _QuoteTR(f"{QUOTE_PATH}/inquire-price", "FHKST01010100", _BASIC, _inquire_price),
     _QuoteTR(f"{QUOTE_PATH}/inquire-ccnl", "FHKST01010300", _BASIC, _inquire_ccnl),
+    _QuoteTR(f"{QUOTE_PATH}/inquire-asking-price-exp-ccn", "FHKST01010200", _BASIC, _asking_price),
     _QuoteTR(
         f"{QUOTE_PATH}/inquire-daily-price",
         "FHKST01010400",
@@ -570,37 +599,54 @@ _ORDER_FIELDS = ("CANO", "ACNT_PRDT_CD", "PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNP
 
 def _order_fields(body: Mapping[str, object] | None) -> dict[str, str]:
     if body is None:
-        raise _InputError("BODY")
+        raise InputError("BODY")
     for name in _ORDER_FIELDS:
         # KIS's order docs want upper-case keys, so a lower-case key counts as missing.
         value = body.get(name)
         if not isinstance(value, str) or (not value and name != "ORD_UNPR"):
-            raise _InputError(name, missing=True)
+            raise InputError(name, missing=True)
     fields = {name: str(body[name]) for name in _ORDER_FIELDS}
-    if _CODE.fullmatch(fields["PDNO"]) is None:
-        raise _InputError("PDNO")
+    if CODE.fullmatch(fields["PDNO"]) is None:
+        raise InputError("PDNO")
     if not fields["ORD_QTY"].isdigit() or int(fields["ORD_QTY"]) <= 0:
-        raise _InputError("ORD_QTY")
+        raise InputError("ORD_QTY")
     if fields["ORD_UNPR"] and not fields["ORD_UNPR"].isdigit():
-        raise _InputError("ORD_UNPR")
+        raise InputError("ORD_UNPR")
     return fields
 
 
 async def _order(state: SimState, request: Request, ctx: CallContext) -> Response:
-    denied = _authorize(state, request, ctx, ORDER_TR_IDS)
+    denied = authorize(state, request, ctx, ORDER_TR_IDS)
     if denied is not None:
         return denied
     try:
         fields = _order_fields(await read_json_object(request))
-    except _InputError as error:
-        return _input_error(ctx, error)
+    except InputError as error:
+        return input_error(ctx, error)
     now = state.clock.now()
     order_no = f"{state.next_serial():010d}"
+    side = ORDER_TR_IDS[ctx.tr_id]
+    place = partial(
+        state.book.place,
+        account_key(fields),
+        order_no,
+        tr_id=ctx.tr_id,
+        side=side,
+        symbol=fields["PDNO"][-6:],
+        quantity=int(fields["ORD_QTY"]),
+        price=int(fields["ORD_UNPR"] or 0),
+        market_order=fields["ORD_DVSN"] == "01",
+        branch=BRANCH,
+    )
+    try:
+        await anyio.to_thread.run_sync(place)
+    except OrderRejected as rejection:
+        return rejected(ctx, rejection)
     state.add_order(
         OrderRecord(
             provider=KIS,
             tr_id=ctx.tr_id,
-            side=ORDER_TR_IDS[ctx.tr_id],
+            side=side,
             symbol=fields["PDNO"],
             quantity=fields["ORD_QTY"],
             price=fields["ORD_UNPR"],
@@ -609,12 +655,12 @@ async def _order(state: SimState, request: Request, ctx: CallContext) -> Respons
         )
     )
     output = {
-        "KRX_FWDG_ORD_ORGNO": "91252",
+        "KRX_FWDG_ORD_ORGNO": BRANCH,
         "ODNO": order_no,
         "ORD_TMD": now.strftime("%H%M%S"),
     }
-    headers = {"tr_id": ctx.tr_id, "tr_cont": "", "gt_uid": _gt_uid(state)}
-    return json_response({"output": output, **_ORDER_OK}, headers=headers)
+    headers = {"tr_id": ctx.tr_id, "tr_cont": "", "gt_uid": gt_uid(state)}
+    return json_response({"output": output, **ORDER_OK}, headers=headers)
 
 
 def routes(state: SimState) -> list[Route]:
@@ -627,4 +673,5 @@ def routes(state: SimState) -> list[Route]:
         broker_route(state, KIS, ORDER_PATH, partial(_order, state), ["POST"]),
     ]
     bound.extend(_quote_route(state, tr) for tr in QUOTE_TRS)
+    bound.extend(account_routes(state))
     return bound
