@@ -127,9 +127,12 @@ ENTRY_POINTS = [
     ("apihub_cli", ["up"]),
     ("apihub_cli", ["dispatcher"]),
     ("apihub_cli", ["token-keeper"]),
+    ("apihub_cli", ["reconciler"]),
+    ("apihub_cli", ["orders", "reconcile", "some-request-id"]),
     ("apihub_cli", ["config", "check"]),
     ("apihub_dispatcher", []),
     ("apihub_token_keeper", []),
+    ("apihub_reconciler", []),
 ]
 
 
@@ -174,14 +177,14 @@ def test_an_unknown_key_in_apihub_toml_is_refused_by_name(data_dir: Path, tmp_pa
 
 
 def test_services_without_a_hub_exit_hub_unavailable(data_dir: Path) -> None:
-    for module in ("apihub_dispatcher", "apihub_token_keeper"):
+    for module in ("apihub_dispatcher", "apihub_token_keeper", "apihub_reconciler"):
         result = _run(env=_env(data_dir), module=module)
         assert result.returncode == ExitCode.HUB_UNAVAILABLE
         assert "apihub up" in _one_line(result)
 
 
 def test_python_m_services_answer_help_and_refuse_options(data_dir: Path) -> None:
-    for module in ("apihub_dispatcher", "apihub_token_keeper"):
+    for module in ("apihub_dispatcher", "apihub_token_keeper", "apihub_reconciler"):
         assert _run("-h", env=_env(data_dir), module=module).returncode == 0
         assert _run("--bogus", env=_env(data_dir), module=module).returncode == ExitCode.USAGE
 

@@ -32,6 +32,17 @@ from ._factory import client_for
 from ._kis import KisClient
 from ._kis_paging import check_next_key
 from ._kiwoom import KiwoomClient
+from ._reconcile import (
+    Candidate,
+    Inquiry,
+    OrderTerms,
+    Verdict,
+    candidate_rows,
+    judge,
+    order_terms,
+    reconciliation_inquiries,
+    rows_of,
+)
 from ._transport import TransportName, make_http_client, make_transport
 from ._types import BrokerClient, BrokerReply
 
@@ -40,14 +51,19 @@ __all__ = [
     "KIWOOM_ERROR_CODES",
     "BrokerClient",
     "BrokerReply",
+    "Candidate",
     "Catalog",
     "CatalogRow",
     "ErrorCodes",
+    "Inquiry",
     "KisClient",
     "KiwoomClient",
+    "OrderTerms",
     "TrSpec",
     "TransportName",
+    "Verdict",
     "builtin_catalog",
+    "candidate_rows",
     "catalog_markdown",
     "catalog_rows",
     "check_next_key",
@@ -55,8 +71,12 @@ __all__ = [
     "classify_kiwoom_response",
     "client_for",
     "configured_catalog",
+    "judge",
     "known_trs",
     "lookup_tr",
     "make_http_client",
     "make_transport",
+    "order_terms",
+    "reconciliation_inquiries",
+    "rows_of",
 ]

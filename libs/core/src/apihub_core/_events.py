@@ -115,6 +115,29 @@ class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
     replay_of: str | None = None
 
 
+class OrderReconciled(Event, frozen=True, kw_only=True, tag="order.reconciled"):
+    """What the broker's own order inquiries showed of an order whose outcome was unknown.
+
+    ``status``: ``found`` (``order_no`` is the broker's number), ``not_found`` or ``ambiguous``
+    (``candidates`` lists the rows that could be it). ``inquiries`` names the TRs asked;
+    ``trigger`` is ``auto`` (the reconciler, after an ``outcome_unknown``) or ``manual``
+    (``apihub orders reconcile``). The order itself is never sent again.
+    """
+
+    request_id: str
+    provider: str
+    tr_id: str
+    account: str | None = None
+    status: Literal["found", "not_found", "ambiguous"]
+    order_no: str = ""
+    candidates: list[dict[str, str]] = []
+    detail: str = ""
+    inquiries: list[str] = []
+    trigger: Literal["auto", "manual"] = "auto"
+    checks: int = 1
+    reconciled_at_ms: int = 0
+
+
 class DeadLettered(Event, frozen=True, kw_only=True, tag="request.dead_lettered"):
     """An entry no consumer could process. ``fields`` is the original entry, truncated and with
     credential-like fields redacted; ``reason`` is a stable machine-readable word."""
@@ -297,6 +320,7 @@ AnyEvent = (
     | RateLimitRejected
     | UpstreamRateLimitHit
     | BreakerStateChanged
+    | OrderReconciled
 )
 """Every event type of vocabulary v1."""
 

@@ -70,6 +70,12 @@ class Keys:
         return f"{self.namespace}:responses"
 
     @property
+    def orders(self) -> str:
+        """Stream of ``OrderReconciled``: what the broker's inquiries showed of orders whose
+        outcome was unknown."""
+        return f"{self.namespace}:orders"
+
+    @property
     def dead_letter(self) -> str:
         """Stream of ``DeadLettered``: entries no consumer could process, with the reason."""
         return f"{self.namespace}:dead-letter"

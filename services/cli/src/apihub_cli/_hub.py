@@ -1,5 +1,5 @@
 """``apihub up``: embedded Redis (when no ``REDIS_URL``), the simulator and every service (the
-token-keeper and a dispatcher) in one process, drained on SIGINT/SIGTERM."""
+token-keeper, a dispatcher and the reconciler) in one process, drained on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from apihub_broker_sim import SimConfig, SimServer
 from apihub_core import masked_url
 from apihub_dispatcher import Dispatcher, open_dispatcher
 from apihub_embedded import EmbeddedRedis
+from apihub_reconciler import Reconciler, open_reconciler
 from apihub_runtime import Settings, serve
 from apihub_token_keeper import TokenKeeper, open_token_keeper
 
@@ -35,20 +36,29 @@ def needs_simulator(settings: Settings) -> bool:
 class Hub:
     """Every service of ``apihub up`` as one :class:`~apihub_runtime.Service`.
 
-    The dispatcher drains first; the token-keeper stops only after it, because requests still
-    in flight may need a token.
+    The reconciler and the dispatcher drain first (the reconciler's follow-ups are only
+    inquiries and waits, released at once); the token-keeper stops only after the dispatcher,
+    because requests still in flight may need a token.
     """
 
-    def __init__(self, settings: Settings, keeper: TokenKeeper, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keeper: TokenKeeper,
+        dispatcher: Dispatcher,
+        reconciler: Reconciler,
+    ) -> None:
         self.settings = settings
         self._keeper = keeper
         self._dispatcher = dispatcher
+        self._reconciler = reconciler
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run the keeper and the dispatcher until :meth:`stop` and both have drained."""
+        """Run every service until :meth:`stop` and all have drained."""
         async with anyio.create_task_group() as services:
             await services.start(self._keeper.run)
             await services.start(self._dispatch)
+            await services.start(self._reconciler.run)
             task_status.started()
 
     async def _dispatch(self, *, task_status: TaskStatus[None]) -> None:
@@ -58,7 +68,8 @@ class Hub:
             self._keeper.stop()
 
     def stop(self) -> None:
-        """Drain the dispatcher (then the keeper)."""
+        """Drain the reconciler and the dispatcher (then the keeper)."""
+        self._reconciler.stop()
         self._dispatcher.stop()
 
 
@@ -97,7 +108,8 @@ async def open_hub(
             )
             keeper = await stack.enter_async_context(open_token_keeper(settings))
             dispatcher = await stack.enter_async_context(open_dispatcher(settings))
-            yield Hub(settings, keeper, dispatcher)
+            reconciler = await stack.enter_async_context(open_reconciler(settings))
+            yield Hub(settings, keeper, dispatcher, reconciler)
     finally:
         if embedded is not None:
             embedded.stop()

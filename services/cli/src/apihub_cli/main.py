@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import anyio
+import msgspec
 import typer
+from redis.exceptions import RedisError
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -24,10 +26,16 @@ from apihub_core import (
     ConfigurationError,
     HubClient,
     HubError,
+    HubUnavailable,
+    Keys,
+    OrderReconciled,
     Passthrough,
     Provider,
     advertised_hub_url,
+    describe_redis_failure,
+    encode_event,
     masked_url,
+    redis_client,
 )
 from apihub_embedded import EmbeddedRedisError, RedisServerNotFound
 from apihub_runtime import (
@@ -69,6 +77,14 @@ config_app = typer.Typer(
     cls=Group,
 )
 app.add_typer(config_app)
+orders_app = typer.Typer(
+    name="orders",
+    help="Follow up orders whose outcome was unknown.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+    cls=Group,
+)
+app.add_typer(orders_app)
 err = Console(stderr=True, highlight=False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -557,6 +573,75 @@ def token_keeper(config: ConfigOption = None, log_level: LogLevel = "INFO") -> N
     from apihub_token_keeper import run_token_keeper
 
     _serve(run_token_keeper, settings, "apihub token-keeper")
+
+
+@app.command("reconciler", cls=Command)
+def reconciler_command(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
+    """Run the reconciler (follows up outcome_unknown orders) until SIGINT/SIGTERM."""
+    settings = _service_settings(config)
+    configure_logging(log_level)
+    configure_tracing("apihub-reconciler")
+    from apihub_reconciler import run_reconciler
+
+    _serve(run_reconciler, settings, "apihub reconciler")
+
+
+@orders_app.command("reconcile", cls=Command)
+def orders_reconcile(
+    request_id: Annotated[
+        str, typer.Argument(metavar="REQUEST_ID", help="The request id of the order.")
+    ],
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to wait for each inquiry page.")
+    ] = 15.0,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url", metavar="URL", help="Hub Redis (default: REDIS_URL, else `up`'s)."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ask the broker what became of an order (never resending it) and print order.reconciled.
+
+    The verdict is also appended to <ns>:orders. Exit 0 when it is found or not found, 30
+    (outcome unknown) when it is ambiguous; other errors as `apihub --help` lists.
+    """
+    if not timeout > 0:
+        _fail(f"--timeout must be more than 0 seconds, not {timeout}", code=ExitCode.USAGE)
+    configure_logging("ERROR")
+    settings = _settings(config)
+    url = _redis_url_for_client(settings, redis_url)
+    from apihub_reconciler import load_order_request, reconcile
+
+    async def run() -> OrderReconciled:
+        try:
+            redis = redis_client(url, max_connections=4)
+            hub = HubClient.from_url(url, namespace=settings.namespace)
+        except ValueError as exc:
+            _fail(f"{masked_url(url)!r} is not a Redis URL: {exc}", code=ExitCode.USAGE)
+        try:
+            async with hub:
+                keys = Keys(settings.namespace)
+                order = await load_order_request(redis, keys, request_id)
+                return await reconcile(hub, redis, settings, order, trigger="manual")
+        except RedisError as exc:
+            raise HubUnavailable(
+                f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"
+            ) from None
+        finally:
+            await redis.aclose()
+
+    try:
+        event = anyio.run(run)
+    except HubError as exc:
+        _fail(f"{exc.error_class}: {exc}", code=exit_code_for(exc))
+    except KeyboardInterrupt:
+        err.print("apihub: interrupted", markup=False)
+        raise typer.Exit(128 + 2) from None
+    sys.stdout.write(msgspec.json.format(encode_event(event), indent=2).decode() + "\n")
+    if event.status == "ambiguous":
+        raise typer.Exit(ExitCode.OUTCOME_UNKNOWN)
 
 
 @config_app.command("check", cls=Command)
