@@ -147,7 +147,8 @@ def decide(
         return GiveUp(
             OutcomeUnknown(
                 "this order was already handed to the broker by an earlier delivery; it is not "
-                "sent again. Reconcile with the broker's order list using this request id"
+                "sent again. The reconciler looks it up (order.reconciled on <ns>:orders); "
+                "or run `apihub orders reconcile <request_id>`"
             )
         )
     if attempt.deadline_passed:
@@ -155,7 +156,8 @@ def decide(
             return GiveUp(
                 OutcomeUnknown(
                     "the deadline passed while the order was at the broker; it may have been "
-                    "executed and is not resent. Reconcile with the broker's order list"
+                    "executed and is not resent. The reconciler looks it up (order.reconciled on "
+                    "<ns>:orders); or run `apihub orders reconcile <request_id>`"
                 )
             )
         return Answer(error or RequestTimeout("the deadline passed before an answer came"))
@@ -177,7 +179,8 @@ def decide(
         return GiveUp(
             OutcomeUnknown(
                 f"the order may have reached the broker ({error.message}); it is not resent. "
-                "Reconcile with the broker's order list",
+                "The reconciler looks it up (order.reconciled on <ns>:orders); or run "
+                "`apihub orders reconcile <request_id>`",
                 provider=error.provider,
                 tr_id=error.tr_id,
             )
