@@ -327,6 +327,7 @@ SURFACES: dict[str, set[str]] = {
         "load_settings",
         "load_token_key",
         "run_process",
+        "service_main",
         "serve",
     },
     "apihub_embedded": {

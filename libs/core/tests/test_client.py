@@ -28,6 +28,7 @@ from apihub_core import (
     HubClient,
     HubUnavailable,
     Keys,
+    Passthrough,
     Provider,
     RequestFailed,
     RequestInvalid,
@@ -809,3 +810,72 @@ def test_an_unreachable_redis_is_not_a_full_pool() -> None:
 def test_a_pool_needs_a_connection() -> None:
     with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
         redis_client("redis://127.0.0.1:1/0", max_connections=0)
+
+
+def three_pages(request: RequestSubmitted) -> Event:
+    """Pages keyed "", "p2", "p3"; the third is the last."""
+    following = {"": "p2", "p2": "p3"}.get(request.next_key, "")
+    body = msgspec.json.encode({"page": request.next_key or "p1"})
+    return ResponseReceived(
+        request_id=request.request_id,
+        provider=request.provider,
+        tr_id=request.tr_id,
+        account="default",
+        status=200,
+        body=msgspec.Raw(body),
+        has_more=bool(following),
+        next_key=following,
+    )
+
+
+def stuck(request: RequestSubmitted) -> Event:
+    """A broker that hands back the cursor it was given, forever."""
+    return ResponseReceived(
+        request_id=request.request_id,
+        provider=request.provider,
+        tr_id=request.tr_id,
+        account="default",
+        status=200,
+        has_more=True,
+        next_key="same",
+    )
+
+
+def test_sync_paginate_walks_every_page_and_stops_at_max_pages(
+    redis_url: str, hub_namespace: str
+) -> None:
+    passthrough = Passthrough(method="POST", path="/api/x", kind="query")
+    with (
+        FakeDispatcher(redis_url, hub_namespace, three_pages) as dispatcher,
+        SyncHubClient(redis_url, namespace=hub_namespace) as hub,
+    ):
+        pages = [p.body["page"] for p in hub.paginate("KIWOOM", "ka10080", {"stk_cd": "1"})]
+        first_two = list(
+            hub.paginate("KIWOOM", "kt00004", {}, max_pages=2, passthrough=passthrough)
+        )
+    assert pages == ["p1", "p2", "p3"]
+    assert [(r.cont, r.next_key) for r in dispatcher.requests[:3]] == [
+        (False, ""),
+        (True, "p2"),
+        (True, "p3"),
+    ]
+    assert len(first_two) == 2
+    assert first_two[-1].has_more
+    assert dispatcher.requests[-1].passthrough == passthrough
+
+
+@pytest.mark.anyio
+async def test_paginate_refuses_a_cursor_that_does_not_move(
+    redis_url: str, hub_namespace: str
+) -> None:
+    seen: list[str] = []
+
+    async def walk(hub: HubClient) -> None:
+        async for page in hub.paginate("KIWOOM", "ka10080", {}):
+            seen.append(page.next_key)
+
+    with FakeDispatcher(redis_url, hub_namespace, stuck):
+        async with HubClient.from_url(redis_url, namespace=hub_namespace) as hub:
+            with pytest.raises(UpstreamRejected, match="returned the continuation it was given"):
+                await walk(hub)
+    assert seen == ["same", "same"], "the first page, and the second that handed it back"

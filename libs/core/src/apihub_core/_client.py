@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -363,7 +363,7 @@ class HubClient:
         timeout: float = 10.0,
         max_pages: int | None = None,
         passthrough: Passthrough | None = None,
-    ) -> AsyncIterator[Response]:
+    ) -> AsyncGenerator[Response, None]:
         """Every page of a paged TR, first to last, each fetched when the previous one has
         been consumed (``timeout`` applies per page).
 

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import HubClient, Response, next_page_key
+from ._client import HubClient, Response
 from ._connections import DEFAULT_MAX_CONNECTIONS
 from ._events import Passthrough
 from ._providers import Priority, Provider
@@ -111,22 +111,25 @@ class SyncHubClient:
         passthrough: Passthrough | None = None,
     ) -> Iterator[Response]:
         """Blocking :meth:`HubClient.paginate`: a generator of pages, each fetched on demand."""
-        next_key, cont, pages = "", False, 0
-        while True:
-            response = self.execute(
-                provider,
-                tr_id,
-                params,
-                account=account,
-                priority=priority,
-                timeout=timeout,
-                cont=cont,
-                next_key=next_key,
-                passthrough=passthrough,
-            )
-            pages += 1
-            yield response
-            following = next_page_key(response, next_key, pages, max_pages)
-            if following is None:
-                return
-            next_key, cont = following, True
+        if self._portal is None or self._client is None:
+            raise RuntimeError("SyncHubClient must be used as `with SyncHubClient(url) as hub`")
+        portal = self._portal
+        pages = self._client.paginate(
+            provider,
+            tr_id,
+            params,
+            account=account,
+            priority=priority,
+            timeout=timeout,
+            max_pages=max_pages,
+            passthrough=passthrough,
+        )
+        try:
+            while True:
+                try:
+                    page = portal.call(pages.__anext__)
+                except StopAsyncIteration:
+                    return
+                yield page
+        finally:
+            portal.call(pages.aclose)

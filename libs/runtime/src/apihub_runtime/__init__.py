@@ -27,6 +27,7 @@ from ._lifecycle import (
     serve,
 )
 from ._secret import Secret
+from ._service_main import service_main
 from ._settings import (
     AccountConfig,
     AccountRate,
@@ -85,4 +86,5 @@ __all__ = [
     "load_token_key",
     "run_process",
     "serve",
+    "service_main",
 ]

@@ -203,23 +203,9 @@ class AccountBook:
             book = self._settled(account, now)
             target = self._open_order(book, original_no)
             moved = self._movable(target, quantity)
-            order = BookOrder(
-                account=account,
-                order_no=order_no,
-                kind="modify",
-                tr_id=tr_id,
-                side=target.side,
-                symbol=target.symbol,
-                quantity=moved,
-                price=0 if market_order else price,
-                market_order=market_order,
-                placed_at=now,
-                branch=branch or target.branch,
-                exchange=target.exchange,
-                original_no=target.order_no,
-                root_no=target.root_no,
-                working_day=target.working_day,
-            )
+            order = _follow_on(target, order_no, "modify", tr_id, moved, now, branch)
+            order.price = 0 if market_order else price
+            order.market_order = market_order
             target.moved += moved
             try:
                 self._check_affordable(book, order, now)
@@ -247,23 +233,7 @@ class AccountBook:
             target = self._open_order(book, original_no)
             taken = self._movable(target, quantity)
             target.moved += taken
-            order = BookOrder(
-                account=account,
-                order_no=order_no,
-                kind="cancel",
-                tr_id=tr_id,
-                side=target.side,
-                symbol=target.symbol,
-                quantity=taken,
-                price=0,
-                market_order=False,
-                placed_at=now,
-                branch=branch or target.branch,
-                exchange=target.exchange,
-                original_no=target.order_no,
-                root_no=target.root_no,
-                working_day=target.working_day,
-            )
+            order = _follow_on(target, order_no, "cancel", tr_id, taken, now, branch)
             book.orders.append(order)
             return order
 
@@ -491,6 +461,35 @@ class AccountBook:
         if quantity > target.remaining:
             raise OrderRejected("too_large", "정정/취소 가능수량을 초과 했습니다")
         return quantity
+
+
+def _follow_on(
+    target: BookOrder,
+    order_no: str,
+    kind: OrderKind,
+    tr_id: str,
+    quantity: int,
+    now: datetime,
+    branch: str,
+) -> BookOrder:
+    """A modify or cancel of ``target``: same side, symbol, venue, session and chain."""
+    return BookOrder(
+        account=target.account,
+        order_no=order_no,
+        kind=kind,
+        tr_id=tr_id,
+        side=target.side,
+        symbol=target.symbol,
+        quantity=quantity,
+        price=0,
+        market_order=False,
+        placed_at=now,
+        working_day=target.working_day,
+        branch=branch or target.branch,
+        exchange=target.exchange,
+        original_no=target.order_no,
+        root_no=target.root_no,
+    )
 
 
 def _copy(order: BookOrder) -> BookOrder:

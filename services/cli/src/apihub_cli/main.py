@@ -550,40 +550,40 @@ def _serve(run: Callable[[Settings], Awaitable[int]], settings: Settings, name: 
     raise typer.Exit(run_process(lambda: run(settings), name=name))
 
 
+def _run_service(config: Path | None, log_level: str, name: str) -> None:
+    """Run the service ``name`` (dispatcher, token-keeper, reconciler) until a stop signal."""
+    settings = _service_settings(config)
+    configure_logging(log_level)
+    configure_tracing(f"apihub-{name}")
+    # Imported here: `apihub call` should not pay for every service's imports.
+    if name == "dispatcher":
+        from apihub_dispatcher import run_dispatcher as run
+    elif name == "token-keeper":
+        from apihub_token_keeper import run_token_keeper as run
+    else:
+        from apihub_reconciler import run_reconciler as run
+    _serve(run, settings, f"apihub {name}")
+
+
 @app.command(cls=Command)
 def dispatcher(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run one dispatcher (consumer-group member) against REDIS_URL until SIGINT/SIGTERM.
 
     Needs a token-keeper running against the same Redis (`apihub token-keeper`, or `apihub up`).
     """
-    settings = _service_settings(config)
-    configure_logging(log_level)
-    configure_tracing("apihub-dispatcher")
-    from apihub_dispatcher import run_dispatcher
-
-    _serve(run_dispatcher, settings, "apihub dispatcher")
+    _run_service(config, log_level, "dispatcher")
 
 
 @app.command("token-keeper", cls=Command)
 def token_keeper(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run the token-keeper (one token per app key for the whole fleet) until SIGINT/SIGTERM."""
-    settings = _service_settings(config)
-    configure_logging(log_level)
-    configure_tracing("apihub-token-keeper")
-    from apihub_token_keeper import run_token_keeper
-
-    _serve(run_token_keeper, settings, "apihub token-keeper")
+    _run_service(config, log_level, "token-keeper")
 
 
 @app.command("reconciler", cls=Command)
 def reconciler_command(config: ConfigOption = None, log_level: LogLevel = "INFO") -> None:
     """Run the reconciler (follows up outcome_unknown orders) until SIGINT/SIGTERM."""
-    settings = _service_settings(config)
-    configure_logging(log_level)
-    configure_tracing("apihub-reconciler")
-    from apihub_reconciler import run_reconciler
-
-    _serve(run_reconciler, settings, "apihub reconciler")
+    _run_service(config, log_level, "reconciler")
 
 
 @orders_app.command("reconcile", cls=Command)
@@ -624,7 +624,9 @@ def orders_reconcile(
             async with hub:
                 keys = Keys(settings.namespace)
                 order = await load_order_request(redis, keys, request_id)
-                return await reconcile(hub, redis, settings, order, trigger="manual")
+                return await reconcile(
+                    hub, redis, settings, order, trigger="manual", inquiry_timeout_s=timeout
+                )
         except RedisError as exc:
             raise HubUnavailable(
                 f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"

@@ -1,39 +1,25 @@
-"""``python -m apihub_dispatcher``: one dispatcher against ``REDIS_URL``."""
+"""``python -m apihub_dispatcher``: one dispatcher against ``REDIS_URL``.
+
+Configured by the environment and apihub.toml (no options); the hub is ``REDIS_URL``
+(or ``[hub] redis_url``), else the one ``apihub up`` advertises.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from apihub_core import find_hub_url
-from apihub_runtime import configure_logging, configure_tracing, load_settings, run_process
+from apihub_runtime import service_main
 
 from ._service import run_dispatcher
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: settings from the environment, run until a stop signal, drain, exit.
-
-    The hub is ``REDIS_URL`` (or ``[hub] redis_url``), else the one ``apihub up`` advertises;
-    the exit status is ``apihub_runtime.ExitCode`` of how it ended (``docs/cli.md``).
-    """
-    # No options: the environment and apihub.toml configure it (docs/configuration.md); -h says so.
-    argparse.ArgumentParser(
-        prog=f"python -m {__package__}",
+    """Entry point: run until a stop signal, drain, exit with the status of how it ended."""
+    service_main(
+        run_dispatcher,
+        package="apihub_dispatcher",
+        name="apihub-dispatcher",
         description=__doc__,
-        epilog="Configured by the environment and apihub.toml (docs/configuration.md); exit "
-        "codes in docs/cli.md.",
-    ).parse_args(argv)
-    configure_logging()
-    configure_tracing("apihub-dispatcher")
-
-    async def run() -> int:
-        settings = load_settings()
-        if not settings.redis_url:
-            settings = settings.with_redis_url(find_hub_url({}, data_dir=settings.data_dir))
-        return await run_dispatcher(settings)
-
-    sys.exit(run_process(run, name="apihub-dispatcher"))
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":
