@@ -6,6 +6,7 @@ kt00018 as a holding, at the prices of the market data TRs.
 
 ==========  ====================  =========================================================
 ``kt00018``  ``/api/dostk/acnt``   계좌평가잔고내역: totals and one row per held symbol
+``kt00004``  ``/api/dostk/acnt``   계좌평가현황: deposit and holdings (not in apihub's catalog)
 ``ka10075``  ``/api/dostk/acnt``   미체결: orders with a remainder that can still fill
 ``ka10076``  ``/api/dostk/acnt``   체결: today's filled orders, newest first
 ``ka10004``  ``/api/dostk/mrkcond``  주식호가: ten levels a side (``_depth``)
@@ -328,6 +329,44 @@ def _balance(
     return payload, next_key
 
 
+def _summary(
+    state: SimState, appkey: str, body: dict[str, str], now: datetime, key: str | None
+) -> Page:
+    """kt00004 계좌평가현황요청: deposit, estimated assets and a short row per holding.
+
+    apihub's built-in catalog leaves this TR out on purpose: it is what its pass-through tests
+    call."""
+    _choice(body, "qry_tp", frozenset({"0", "1"}))
+    _choice(body, "dmst_stex_tp", frozenset({"KRX", "NXT"}))
+    del key  # one page
+    account = book_account(appkey)
+    held = [h for h in state.book.holdings(account) if h.quantity > 0]
+    positions = [_position(state, account, holding, now) for holding in held]
+    cash = state.book.cash(account)
+    value = sum(p.value for p in positions)
+    rows = [
+        {
+            "stk_cd": "A" + p.holding.symbol,
+            "stk_nm": p.name,
+            "rmnd_qty": _n15(p.holding.quantity),
+            "avg_prc": _n15(p.cost // p.holding.quantity),
+            "cur_prc": _n12(p.price),
+            "evlt_amt": _n15(p.value),
+            "pl_amt": _n15(p.value - p.cost),
+            "pl_rt": pct(p.value - p.cost, p.cost),
+        }
+        for p in positions
+    ]
+    payload = {
+        "entr": _n15(cash),
+        "d2_entra": _n15(cash),
+        "tot_est_amt": _n15(value),
+        "prsm_dpst_aset_amt": _n15(cash + value),
+        "stk_acnt_evlt_prst": rows,
+    }
+    return payload, None
+
+
 # --- ka10075 / ka10076 ---------------------------------------------------------------------
 
 
@@ -497,6 +536,7 @@ class _AccountTR:
 
 _ACCOUNT_TRS: Mapping[str, _AccountTR] = {
     "kt00018": _AccountTR(("qry_tp", "dmst_stex_tp"), _balance),
+    "kt00004": _AccountTR(("qry_tp", "dmst_stex_tp"), _summary),
     "ka10075": _AccountTR(("all_stk_tp", "trde_tp", "stex_tp"), _open_orders),
     "ka10076": _AccountTR(("qry_tp", "sell_tp", "stex_tp"), _fills),
 }

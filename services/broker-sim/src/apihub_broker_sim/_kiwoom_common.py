@@ -61,7 +61,7 @@ API_IDS: Mapping[str, frozenset[str]] = {
     "/api/dostk/chart": frozenset({"ka10079", "ka10080", "ka10081"}),
     "/api/dostk/mrkcond": frozenset({"ka10004"}),
     "/api/dostk/ordr": frozenset({"kt10000", "kt10001", "kt10002", "kt10003"}),
-    "/api/dostk/acnt": frozenset({"kt00018", "ka10075", "ka10076"}),
+    "/api/dostk/acnt": frozenset({"kt00018", "kt00004", "ka10075", "ka10076"}),
 }
 """URI -> the api-ids it serves."""
 _KNOWN_IDS = frozenset().union(*API_IDS.values()) | {"au10001", "au10002"}
