@@ -42,10 +42,11 @@ from ._kiwoom_common import (
     CODE,
     BadInput,
     Page,
+    QueryBuilder,
+    answer_query,
     bad_input_error,
     book_account,
     check_call,
-    continuation_key,
     decode_key,
     ok,
     page,
@@ -375,25 +376,11 @@ _TRS = {
 
 
 async def _data(state: SimState, path: str, request: Request, ctx: CallContext) -> Response:
-    problem = check_call(state, request, ctx, path)
-    if problem is not None:
-        return problem
-    body = await read_json_object(request)
-    if body is None:
-        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
-    tr = _TRS[ctx.tr_id]
-    problem = required(ctx, body, tr.required)
-    if problem is not None:
-        return problem
-    fields = {k: v for k, v in body.items() if isinstance(v, str)}
-    now = state.clock.now()
-    try:
-        payload, next_key = await anyio.to_thread.run_sync(
-            tr.build, state, fields, now, continuation_key(request)
-        )
-    except BadInput as error:
-        return bad_input_error(ctx, error)
-    return ok(ctx.tr_id, payload, next_key)
+    def lookup(api_id: str) -> tuple[tuple[str, ...], QueryBuilder]:
+        tr = _TRS[api_id]
+        return tr.required, partial(tr.build, state)
+
+    return await answer_query(state, request, ctx, path, lookup)
 
 
 def _order_price(fields: dict[str, str], market_order: bool) -> int | None:

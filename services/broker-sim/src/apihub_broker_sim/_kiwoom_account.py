@@ -50,32 +50,29 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ._book import COMMISSION_BP, SELL_TAX_BP, BookOrder, Holding, OrderRejected
 from ._clock import KST
 from ._depth import Depth, depth
-from ._gateway import read_json_object
 from ._kiwoom_common import (
     BadInput,
     MissingInput,
     Page,
+    QueryBuilder,
     account_number,
+    answer_query,
     bad_input_error,
     book_account,
-    check_call,
-    continuation_key,
     decode_key,
-    missing_error,
     ok,
     page,
     parse_code,
     rejected,
     rejection,
-    request_error,
     required,
 )
 from ._quotes import Snapshot, hhmmss, pct, signed, snapshot, vs_base
@@ -543,28 +540,13 @@ _ACCOUNT_TRS: Mapping[str, _AccountTR] = {
 
 
 async def account_inquiry(state: SimState, request: Request, ctx: CallContext) -> Response:
-    """``POST /api/dostk/acnt``: kt00018, ka10075 and ka10076 for the token's account."""
-    problem = check_call(state, request, ctx, ACCOUNT_PATH)
-    if problem is not None:
-        return problem
-    body = await read_json_object(request)
-    if body is None:
-        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
-    tr = _ACCOUNT_TRS[ctx.tr_id]
-    problem = required(ctx, body, tr.required)
-    if problem is not None:
-        return problem
-    fields = {k: v for k, v in body.items() if isinstance(v, str)}
-    now = state.clock.now()
-    try:
-        payload, next_key = await anyio.to_thread.run_sync(
-            tr.build, state, ctx.appkey, fields, now, continuation_key(request)
-        )
-    except BadInput as error:
-        return bad_input_error(ctx, error)
-    except MissingInput as error:
-        return missing_error(ctx, error.field)
-    return ok(ctx.tr_id, payload, next_key)
+    """``POST /api/dostk/acnt``: kt00018, kt00004, ka10075 and ka10076 for the token's account."""
+
+    def lookup(api_id: str) -> tuple[tuple[str, ...], QueryBuilder]:
+        tr = _ACCOUNT_TRS[api_id]
+        return tr.required, partial(tr.build, state, ctx.appkey)
+
+    return await answer_query(state, request, ctx, ACCOUNT_PATH, lookup)
 
 
 # --- kt10002 / kt10003 ---------------------------------------------------------------------

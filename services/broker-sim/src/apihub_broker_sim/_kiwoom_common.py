@@ -11,14 +11,16 @@ import binascii
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ._book import OrderRejected
-from ._gateway import bearer_token, kiwoom_8005
+from ._gateway import bearer_token, kiwoom_8005, read_json_object
 from ._http import KIWOOM_MEDIA_TYPE, json_response, kiwoom_error
 from ._recorder import CallContext
 from ._state import SimState
@@ -32,7 +34,9 @@ __all__ = [
     "BadInput",
     "MissingInput",
     "Page",
+    "QueryBuilder",
     "account_number",
+    "answer_query",
     "bad_input_error",
     "book_account",
     "check_call",
@@ -51,6 +55,10 @@ __all__ = [
 
 Page = tuple[dict[str, Any], str | None]
 """A TR's payload and the ``next-key`` of the following page (``None``: the last page)."""
+
+QueryBuilder = Callable[[dict[str, str], datetime, str | None], Page]
+"""Builds one page of a query TR from its string body fields, the simulated now and the
+``next-key`` asked for."""
 
 OK_MSG = "정상적으로 처리되었습니다"
 CODE = re.compile(r"(\d{6})(?:_(?:NX|AL))?")
@@ -231,3 +239,34 @@ def page(
     more = taken[size][0] if len(taken) > size else None
     next_key = encode_key(api_id, scope, more) if more is not None else None
     return [row for _, row in taken[:size]], next_key
+
+
+async def answer_query(
+    state: SimState,
+    request: Request,
+    ctx: CallContext,
+    path: str,
+    lookup: Callable[[str], tuple[tuple[str, ...], QueryBuilder]],
+) -> Response:
+    """The common answer of a Kiwoom query TR on ``path``: check the call, read the body,
+    check the fields ``lookup(api_id)`` requires and build the page off the event loop."""
+    problem = check_call(state, request, ctx, path)
+    if problem is not None:
+        return problem
+    body = await read_json_object(request)
+    if body is None:
+        return request_error(ctx, "1517", "입력 값 형식 오류입니다")
+    names, build = lookup(ctx.tr_id)
+    problem = required(ctx, body, names)
+    if problem is not None:
+        return problem
+    fields = {k: v for k, v in body.items() if isinstance(v, str)}
+    try:
+        payload, next_key = await anyio.to_thread.run_sync(
+            build, fields, state.clock.now(), continuation_key(request)
+        )
+    except BadInput as error:
+        return bad_input_error(ctx, error)
+    except MissingInput as error:
+        return missing_error(ctx, error.field)
+    return ok(ctx.tr_id, payload, next_key)
