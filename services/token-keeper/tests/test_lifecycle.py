@@ -13,7 +13,14 @@ import anyio
 import pytest
 from redis.exceptions import ResponseError
 
-from apihub_core import Provider, TokenFailed, TokenIssued, TokenRequested, encode_entry
+from apihub_core import (
+    Provider,
+    TokenDeferred,
+    TokenFailed,
+    TokenIssued,
+    TokenRequested,
+    encode_entry,
+)
 from apihub_testing import async_wait_until
 from apihub_token_keeper import IssueWindow, WindowBusy
 
@@ -61,6 +68,19 @@ async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(
         return bool(await fleet.redis.exists(lock_key))
 
     await async_wait_until(locked, timeout=10, message="the keeper never took the lock")
+    group = fleet.settings.token_keeper.group
+
+    async def only_the_request_in_flight() -> bool:
+        # The keeper announces its wait (token.deferred) on the stream it reads itself; once
+        # that entry is read and handled, the request is the one delivery left in flight.
+        if not await fleet.events(TokenDeferred):
+            return False
+        last = await fleet.redis.xrevrange(fleet.keys.tokens, count=1)
+        (ours,) = await fleet.redis.xinfo_groups(fleet.keys.tokens)
+        assert ours["name"] in (group, group.encode())
+        return ours["last-delivered-id"] == last[0][0] and ours["pending"] == 1
+
+    await async_wait_until(only_the_request_in_flight, timeout=10)
 
     keeper.stop()
     with anyio.fail_after(15):
