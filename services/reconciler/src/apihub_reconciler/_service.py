@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 from apihub_brokers import configured_catalog
 from apihub_core import (
     DEAD_LETTER_MAXLEN,
+    TYPE_FIELD,
     ConfigurationError,
     EntryDecodeError,
     HubClient,
@@ -46,6 +47,8 @@ from ._reconcile import INQUIRY_TIMEOUT_S, load_order_request, reconcile
 log = logging.getLogger("apihub.reconciler")
 
 GROUP: Final = "reconciler"
+_TYPE: Final = TYPE_FIELD.encode()
+_SUCCESS: Final = b"response.received"
 RECHECK_AFTER_S: Final = (5.0, 30.0, 120.0)
 CONCURRENCY: Final = 8
 
@@ -97,6 +100,10 @@ class Reconciler:
         return spec is not None and spec.is_order
 
     async def _handle(self, delivery: Delivery) -> None:
+        if delivery.fields.get(_TYPE) == _SUCCESS:
+            # Most of the stream: answered calls. The entry's type field says so without a decode.
+            await self._ack(delivery)
+            return
         try:
             outcome = decode_outcome(delivery.fields)
         except EntryDecodeError as exc:
