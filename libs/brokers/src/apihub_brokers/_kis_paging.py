@@ -36,6 +36,7 @@ __all__ = [
     "apply_next_key",
     "check_next_key",
     "continuation",
+    "param_value",
 ]
 
 DATE_WINDOW_ROWS: Final = 100
@@ -129,7 +130,9 @@ def _rows(body: bytes) -> list[dict[str, Any]]:
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
-def _param(params: Mapping[str, str], name: str) -> str:
+def param_value(params: Mapping[str, str], name: str) -> str:
+    """The value of parameter ``name`` in ``params``, names compared case-insensitively as the
+    brokers do ("" when absent)."""
     for key, value in params.items():
         if key.upper() == name.upper():
             return value
@@ -168,7 +171,7 @@ def _date_window(spec: TrSpec, params: Mapping[str, str], body: bytes) -> tuple[
         return False, ""
     try:
         oldest = min(_parse_date(str(row.get("stck_bsop_date", ""))) for row in rows)
-        lower = _parse_date(_param(params, "FID_INPUT_DATE_1"))
+        lower = _parse_date(param_value(params, "FID_INPUT_DATE_1"))
     except ValueError:
         return False, ""
     following = oldest - timedelta(days=1)

@@ -26,6 +26,8 @@ from typing import Any, Final, Literal
 from apihub_core import Provider
 from apihub_runtime import TrSpec
 
+from ._kis_paging import param_value
+
 __all__ = [
     "Candidate",
     "Inquiry",
@@ -116,10 +118,7 @@ def _number(value: object) -> int:
 
 
 def _param(params: Mapping[str, str], name: str) -> str:
-    for key, value in params.items():
-        if key.upper() == name.upper():
-            return value.strip()
-    return ""
+    return param_value(params, name).strip()
 
 
 def order_terms(spec: TrSpec, params: Mapping[str, str]) -> OrderTerms | None:
