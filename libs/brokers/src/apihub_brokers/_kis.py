@@ -17,7 +17,7 @@ from ._types import BrokerReply
 TOKEN_PATH: Final = "/oauth2/tokenP"  # noqa: S105  (a path, not a password)
 REVOKE_PATH: Final = "/oauth2/revokeP"
 _CONTENT_TYPE: Final = "application/json; charset=utf-8"
-_REPLY_HEADERS: Final = ("tr_id", "tr_cont", "gt_uid")
+_REPLY_HEADERS: Final = ("tr_id", "tr_cont", "gt_uid", "date")
 _EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 

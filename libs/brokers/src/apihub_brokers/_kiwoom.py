@@ -15,7 +15,7 @@ from ._types import BrokerReply
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105  (a path, not a password)
 REVOKE_PATH: Final = "/oauth2/revoke"
 _CONTENT_TYPE: Final = "application/json;charset=UTF-8"
-_REPLY_HEADERS: Final = ("api-id", "cont-yn", "next-key")
+_REPLY_HEADERS: Final = ("api-id", "cont-yn", "next-key", "date")
 _EXPIRY_FORMAT: Final = "%Y%m%d%H%M%S"
 
 

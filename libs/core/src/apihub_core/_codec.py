@@ -22,6 +22,7 @@ from ._events import (
     TokenEvent,
     event_type_name,
 )
+from ._market_events import ArchiveEvent, CollectorEvent, GapEvent, MarketEvent
 
 DATA_FIELD: Final = "data"
 TYPE_FIELD: Final = "type"
@@ -29,7 +30,12 @@ TYPE_FIELD: Final = "type"
 _T = TypeVar("_T")
 
 _encoder = msgspec.json.Encoder()
-_any_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+_any_decoder: msgspec.json.Decoder[AnyEvent | MarketEvent] = msgspec.json.Decoder(
+    AnyEvent | MarketEvent
+)
+_archive_decoder: msgspec.json.Decoder[ArchiveEvent] = msgspec.json.Decoder(ArchiveEvent)
+_gap_decoder: msgspec.json.Decoder[GapEvent] = msgspec.json.Decoder(GapEvent)
+_collector_decoder: msgspec.json.Decoder[CollectorEvent] = msgspec.json.Decoder(CollectorEvent)
 _outcome_decoder: msgspec.json.Decoder[Outcome] = msgspec.json.Decoder(Outcome)
 _request_decoder = msgspec.json.Decoder(RequestSubmitted)
 _token_decoder: msgspec.json.Decoder[TokenEvent] = msgspec.json.Decoder(TokenEvent)
@@ -174,6 +180,21 @@ def decode_outcome(fields: Mapping[bytes, bytes]) -> Outcome:
     return _decode(_outcome_decoder, _data_of(fields))
 
 
-def decode_any(fields: Mapping[bytes, bytes]) -> AnyEvent:
+def decode_any(fields: Mapping[bytes, bytes]) -> AnyEvent | MarketEvent:
     """Decode an entry of any apihub stream."""
     return _decode(_any_decoder, _data_of(fields))
+
+
+def decode_archive_event(fields: Mapping[bytes, bytes]) -> ArchiveEvent:
+    """Decode an archive-stream entry (``archive.written``, ``archive.quarantined``)."""
+    return _decode(_archive_decoder, _data_of(fields))
+
+
+def decode_gap_event(fields: Mapping[bytes, bytes]) -> GapEvent:
+    """Decode a gap-stream entry (``gap.*``, ``market.inconsistent``)."""
+    return _decode(_gap_decoder, _data_of(fields))
+
+
+def decode_collector_event(fields: Mapping[bytes, bytes]) -> CollectorEvent:
+    """Decode a collector-stream entry."""
+    return _decode(_collector_decoder, _data_of(fields))

@@ -50,6 +50,9 @@ class RequestSubmitted(Event, frozen=True, kw_only=True, tag="request.submitted"
     appended to the response stream. ``deadline_ms`` is absolute (Unix ms); past it the hub answers
     ``timeout`` instead of calling the broker. ``passthrough`` describes a TR the catalog does not
     know (ignored when it agrees with the catalog; refused when it contradicts it).
+    ``tags`` are the caller's own labels (a backfill job or gap id, a strategy name): never sent
+    to the broker, copied onto the outcome so a reader of the response stream can tell whose
+    answer it is.
     """
 
     request_id: str
@@ -66,6 +69,7 @@ class RequestSubmitted(Event, frozen=True, kw_only=True, tag="request.submitted"
     idempotency_key: str | None = None
     trace: dict[str, str] = {}
     passthrough: Passthrough | None = None
+    tags: dict[str, str] = {}
 
 
 class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"):
@@ -75,8 +79,12 @@ class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"
     earlier request with the same idempotency key (its request id): one upstream call, one answer.
 
     ``headers`` keeps only the headers that matter to a caller (KIS ``tr_id``/``tr_cont``/
-    ``gt_uid``; Kiwoom ``api-id``/``cont-yn``/``next-key``). ``has_more``/``next_key`` say whether
-    and how to ask for the next page.
+    ``gt_uid``; Kiwoom ``api-id``/``cont-yn``/``next-key``; the broker's ``date``). ``has_more``/
+    ``next_key`` say whether and how to ask for the next page.
+
+    ``params``, ``priority`` and ``tags`` repeat the request's, so the response stream alone is
+    enough to project market data from (the archiver) and to tell a backfill's answer from a
+    collector's.
     """
 
     request_id: str
@@ -92,6 +100,9 @@ class ResponseReceived(Event, frozen=True, kw_only=True, tag="response.received"
     elapsed_ms: float = 0.0
     attempts: int = 1
     replay_of: str | None = None
+    params: dict[str, str] = {}
+    priority: Priority = "interactive"
+    tags: dict[str, str] = {}
 
 
 class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
@@ -99,6 +110,7 @@ class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
 
     ``error_class`` classifies it (see ``apihub_core.ErrorClass``); ``code`` and ``message`` are
     the broker's own when the broker answered, else an ``APIHUB-*`` code of the hub.
+    ``priority`` and ``tags`` repeat the request's.
     """
 
     request_id: str
@@ -113,6 +125,8 @@ class RequestFailed(Event, frozen=True, kw_only=True, tag="request.failed"):
     failed_at_ms: int = 0
     attempts: int = 0
     replay_of: str | None = None
+    priority: Priority = "interactive"
+    tags: dict[str, str] = {}
 
 
 class OrderReconciled(Event, frozen=True, kw_only=True, tag="order.reconciled"):

@@ -70,6 +70,8 @@ def failure_for(request: RequestSubmitted, error: HubError, *, attempts: int = 0
         retryable=error.retryable,
         failed_at_ms=now_ms(),
         attempts=attempts,
+        priority=request.priority,
+        tags=request.tags,
     )
 
 

@@ -26,6 +26,15 @@ RESPONSE_STREAM_MAXLEN = 1_000_000
 DEAD_LETTER_MAXLEN = 100_000
 """Approximate retention of the dead-letter stream."""
 
+ARCHIVE_STREAM_MAXLEN = 1_000_000
+"""Approximate retention of the archive stream (``archive.written``, quarantines)."""
+
+GAP_STREAM_MAXLEN = 200_000
+"""Approximate retention of the gap stream (the lifecycle of every gap)."""
+
+COLLECTOR_STREAM_MAXLEN = 100_000
+"""Approximate retention of the collector stream (skipped cycles, quarantined snapshots)."""
+
 TOKEN_KEEPER_GROUP = "token-keeper"  # noqa: S105 - a group name
 """Consumer group of the token-keeper service on the token stream."""
 
@@ -167,3 +176,59 @@ class Keys:
     def order_sent(self, request_id: str) -> str:
         """Marker set just before an order leaves for the broker; its presence forbids a resend."""
         return f"{self.namespace}:order-sent:{request_id}"
+
+    # -- market data ---------------------------------------------------------------------------
+
+    @property
+    def archive(self) -> str:
+        """Stream of archive events: ``archive.written`` after every stored batch, and
+        ``archive.quarantined`` for answers that could not be normalised."""
+        return f"{self.namespace}:archive"
+
+    @property
+    def gaps(self) -> str:
+        """Stream of gap events: detected, backfill requested/failed, healed, confirmed empty,
+        and inconsistencies the sentinel saw."""
+        return f"{self.namespace}:gaps"
+
+    @property
+    def collector(self) -> str:
+        """Stream of collector events: skipped cycles and quarantined snapshots."""
+        return f"{self.namespace}:collector"
+
+    @property
+    def market_clock(self) -> str:
+        """Hash describing the market's clock when it is not the wall clock (the simulator's,
+        published by ``apihub up``): ``market_ms``, ``wall_ms``, ``rate``, ``frozen``."""
+        return f"{self.namespace}:market-clock"
+
+    def gap(self, gap_id: str) -> str:
+        """Hash of one open gap: its range, state, request ids and attempts (the sentinel's)."""
+        return f"{self.namespace}:gap:{gap_id}"
+
+    @property
+    def open_gaps(self) -> str:
+        """Sorted set of open gap ids, scored by when they are next due for attention."""
+        return f"{self.namespace}:gaps-open"
+
+    def market_chunk(self, provider: str, symbol: str, interval: str, chunk: str) -> str:
+        """Claim (``SET NX PX``) on one page of market data in flight, held by the gap or the
+        backfill job that asked for it: no page is requested twice at once, whoever asks."""
+        return f"{self.namespace}:md-chunk:{provider}:{symbol}:{interval}:{chunk}"
+
+    def confirmed_empty(self, provider: str, symbol: str, interval: str) -> str:
+        """Set of bar starts (ISO) the broker confirmed it has no bar for: not gaps."""
+        return f"{self.namespace}:md-empty:{provider}:{symbol}:{interval}"
+
+    def backfill_job(self, job_id: str) -> str:
+        """Hash of one backfill job: its plan, state and progress."""
+        return f"{self.namespace}:backfill:job:{job_id}"
+
+    def backfill_done(self, job_id: str) -> str:
+        """Set of the chunk ids of a backfill job that are finished (never fetched again)."""
+        return f"{self.namespace}:backfill:done:{job_id}"
+
+    @property
+    def backfill_jobs(self) -> str:
+        """Sorted set of backfill job ids by creation time (``apihub backfill status``)."""
+        return f"{self.namespace}:backfill:jobs"

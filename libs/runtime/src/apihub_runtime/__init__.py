@@ -26,6 +26,16 @@ from ._lifecycle import (
     run_process,
     serve,
 )
+from ._market_clock import MarketClock
+from ._market_settings import (
+    ArchiveSettings,
+    BackfillSettings,
+    CollectorMode,
+    CollectorSettings,
+    MarketSettings,
+    SentinelSettings,
+    WatchEntry,
+)
 from ._secret import Secret
 from ._service_main import service_main
 from ._settings import (
@@ -51,9 +61,13 @@ __all__ = [
     "AccountConfig",
     "AccountRate",
     "Append",
+    "ArchiveSettings",
+    "BackfillSettings",
     "BreakerSettings",
     "Catalog",
     "CatalogSettings",
+    "CollectorMode",
+    "CollectorSettings",
     "Committer",
     "Delivery",
     "DeliveryReleased",
@@ -62,8 +76,11 @@ __all__ = [
     "ExitCode",
     "FencedLock",
     "Lease",
+    "MarketClock",
+    "MarketSettings",
     "RateLimiterSettings",
     "Secret",
+    "SentinelSettings",
     "Service",
     "Settings",
     "SharedTokenSource",
@@ -75,6 +92,7 @@ __all__ = [
     "TokenSource",
     "TokenStore",
     "TrSpec",
+    "WatchEntry",
     "configure_logging",
     "configure_tracing",
     "consumer_name",

@@ -17,7 +17,20 @@ from urllib.parse import urlsplit
 from apihub_core import ConfigurationError, masked_url
 
 SECTIONS: Final = frozenset(
-    {"hub", "accounts", "dispatcher", "rate_limiter", "breaker", "token_keeper", "catalog"}
+    {
+        "hub",
+        "accounts",
+        "dispatcher",
+        "rate_limiter",
+        "breaker",
+        "token_keeper",
+        "catalog",
+        "market",
+        "archive",
+        "collector",
+        "sentinel",
+        "backfill",
+    }
 )
 HUB_KEYS: Final = frozenset({"namespace", "data_dir", "redis_url", "redis_url_gatekeeper"})
 PROVIDER_TABLES: Final = frozenset({"kis", "kiwoom"})

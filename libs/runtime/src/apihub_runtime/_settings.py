@@ -37,6 +37,14 @@ from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, ConfigurationError
 
 from ._catalog import Catalog, parse_tr_tables
 from ._config_checks import check_document, check_http_url, check_redis_url, toml_error
+from ._market_settings import (
+    ArchiveSettings,
+    BackfillSettings,
+    CollectorSettings,
+    MarketSettings,
+    SentinelSettings,
+    collector_settings,
+)
 from ._secret import Secret
 
 _S = TypeVar("_S")
@@ -276,6 +284,11 @@ class Settings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     token_keeper: TokenKeeperSettings = field(default_factory=TokenKeeperSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    sentinel: SentinelSettings = field(default_factory=SentinelSettings)
+    backfill: BackfillSettings = field(default_factory=BackfillSettings)
 
     @property
     def gatekeeper_url(self) -> str | None:
@@ -536,4 +549,9 @@ def load_settings(
         breaker=_section(doc, "breaker", BreakerSettings),
         token_keeper=_section(doc, "token_keeper", TokenKeeperSettings),
         catalog=_catalog(doc, source),
+        market=_section(doc, "market", MarketSettings),
+        archive=_section(doc, "archive", ArchiveSettings),
+        collector=collector_settings(doc, str(source)),
+        sentinel=_section(doc, "sentinel", SentinelSettings),
+        backfill=_section(doc, "backfill", BackfillSettings),
     )

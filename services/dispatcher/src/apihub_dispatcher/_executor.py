@@ -341,6 +341,9 @@ class Executor:
                 received_at_ms=now_ms(),
                 elapsed_ms=(anyio.current_time() - run.started) * 1000,
                 attempts=run.tally.calls,
+                params=request.params,
+                priority=request.priority,
+                tags=request.tags,
             )
         error.with_context(
             request_id=request.request_id, provider=valid.provider.value, tr_id=request.tr_id
