@@ -214,6 +214,7 @@ SURFACES: dict[str, set[str]] = {
         "MarketEvent",
         "MarketInconsistency",
         "SnapshotQuarantined",
+        "SnapshotRecorded",
         "decode_archive_event",
         "decode_collector_event",
         "decode_gap_event",

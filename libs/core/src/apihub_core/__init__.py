@@ -111,6 +111,7 @@ from ._market_events import (
     MarketEvent,
     MarketInconsistency,
     SnapshotQuarantined,
+    SnapshotRecorded,
 )
 from ._providers import PRIORITIES, Priority, Provider
 from ._sync_client import SyncHubClient
@@ -181,6 +182,7 @@ __all__ = [
     "Response",
     "ResponseReceived",
     "SnapshotQuarantined",
+    "SnapshotRecorded",
     "StreamBatches",
     "StreamEntry",
     "SyncHubClient",
