@@ -11,8 +11,10 @@ from apihub_broker_sim import KIS_PRICE
 from apihub_core import (
     HubClient,
     Keys,
+    RequestFailed,
     RequestInvalid,
     RequestTimeout,
+    ResponseReceived,
     decode_outcome,
 )
 from apihub_dispatcher import Dispatcher
@@ -144,3 +146,40 @@ def _as_list(calls: object) -> list[dict[str, object]]:
     if isinstance(calls, dict):
         return list(calls.get("calls", []))
     return list(calls)  # type: ignore[arg-type]
+
+
+async def test_the_outcome_repeats_the_requests_params_priority_and_tags(
+    hub: HubClient, dispatcher: Dispatcher, redis: aioredis.Redis, keys: Keys
+) -> None:
+    # The response stream alone must be enough to project market data from it (the archiver)
+    # and to tell whose answer it is (a backfill job, a gap, a collector).
+    response = await hub.execute(
+        "KIS",
+        "FHKST01010100",
+        KIS_PRICE,
+        priority="collector",
+        request_id="bf-job1-0001",
+        tags={"backfill": "job1", "chunk": "c1"},
+        timeout=10,
+    )
+    assert response.request_id == "bf-job1-0001"
+    ((_, fields),) = await redis.xrange(keys.responses)
+    outcome = decode_outcome(fields)
+    assert isinstance(outcome, ResponseReceived)
+    assert outcome.params == KIS_PRICE
+    assert outcome.priority == "collector"
+    assert outcome.tags == {"backfill": "job1", "chunk": "c1"}
+    assert "date" in outcome.headers  # the broker's clock: the day of rows that carry only a time
+
+
+async def test_a_failure_repeats_the_requests_priority_and_tags(
+    hub: HubClient, dispatcher: Dispatcher, redis: aioredis.Redis, keys: Keys
+) -> None:
+    with pytest.raises(RequestInvalid):
+        await hub.execute(
+            "KIS", "FHKST01010100", {}, priority="backfill", tags={"gap": "g1"}, timeout=10
+        )
+    ((_, fields),) = await redis.xrange(keys.responses)
+    outcome = decode_outcome(fields)
+    assert isinstance(outcome, RequestFailed)
+    assert (outcome.priority, outcome.tags) == ("backfill", {"gap": "g1"})

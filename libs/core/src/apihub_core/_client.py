@@ -247,6 +247,8 @@ class HubClient:
         idempotency_key: str | None,
         passthrough: Passthrough | None,
         reply: bool,
+        request_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> RequestSubmitted:
         if priority not in PRIORITIES:
             raise RequestInvalid(f"unknown priority {priority!r} (known: {', '.join(PRIORITIES)})")
@@ -256,7 +258,7 @@ class HubClient:
             raise RequestInvalid(str(exc), tr_id=tr_id) from None
         submitted = now_ms()
         return RequestSubmitted(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id or uuid.uuid4().hex,
             provider=provider_name,
             tr_id=tr_id,
             # Brokers take strings only; converting here lets Python callers pass 10 for "10".
@@ -275,6 +277,7 @@ class HubClient:
             idempotency_key=idempotency_key,
             trace=inject_trace(),
             passthrough=passthrough,
+            tags=dict(tags or {}),
         )
 
     async def _append(self, request: RequestSubmitted) -> None:
@@ -306,10 +309,15 @@ class HubClient:
         next_key: str = "",
         idempotency_key: str | None = None,
         passthrough: Passthrough | None = None,
+        request_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Response:
         """Call ``tr_id`` of ``provider`` through the hub and wait at most ``timeout`` seconds.
 
         ``passthrough`` calls a TR the hub's catalog does not know (its method, path and kind).
+        ``request_id`` (default: a fresh one) names the call: the hub calls the broker once per
+        id, so a caller that retries with the same id after a crash gets the first answer.
+        ``tags`` are the caller's own labels, copied onto the outcome.
         Raises :class:`~apihub_core.RequestTimeout` when no answer arrives in time (the request
         may still run: its outcome lands on the response stream), or the typed error the hub
         reported.
@@ -329,6 +337,8 @@ class HubClient:
                 idempotency_key=idempotency_key,
                 passthrough=passthrough,
                 reply=True,
+                request_id=request_id,
+                tags=tags,
             )
             span.set_attributes(
                 {
@@ -431,10 +441,13 @@ class HubClient:
         timeout: float | None = None,
         idempotency_key: str | None = None,
         passthrough: Passthrough | None = None,
+        request_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
         """Append a request without waiting; its outcome lands only on the response stream.
 
-        Returns the request id, which identifies the outcome there.
+        Returns the request id (``request_id`` when given), which identifies the outcome there;
+        ``tags`` travel with it onto the outcome.
         """
         request = self._request(
             provider,
@@ -448,6 +461,8 @@ class HubClient:
             idempotency_key=idempotency_key,
             passthrough=passthrough,
             reply=False,
+            request_id=request_id,
+            tags=tags,
         )
         await self._append(request)
         return request.request_id

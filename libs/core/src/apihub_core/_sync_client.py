@@ -79,6 +79,8 @@ class SyncHubClient:
         next_key: str = "",
         idempotency_key: str | None = None,
         passthrough: Passthrough | None = None,
+        request_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Response:
         """Blocking :meth:`HubClient.execute`."""
         if self._portal is None or self._client is None:
@@ -95,6 +97,8 @@ class SyncHubClient:
             next_key=next_key,
             idempotency_key=idempotency_key,
             passthrough=passthrough,
+            request_id=request_id,
+            tags=tags,
         )
         return self._portal.call(call)
 

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 from apihub_brokers import BrokerClient
 from apihub_core import (
     DEAD_LETTER_MAXLEN,
+    PRIORITIES,
     REPLY_MAXLEN,
     REPLY_TTL_S,
     RESPONSE_STREAM_MAXLEN,
@@ -24,6 +25,7 @@ from apihub_core import (
     EntryDecodeError,
     Keys,
     Outcome,
+    Priority,
     Provider,
     RequestFailed,
     RequestInvalid,
@@ -70,6 +72,8 @@ class _Partial:
     tr_id: str = ""
     reply_to: str | None = None
     account: str | None = None
+    priority: Priority = "interactive"
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _partial(fields: Mapping[bytes, bytes]) -> _Partial:
@@ -85,12 +89,20 @@ def _partial(fields: Mapping[bytes, bytes]) -> _Partial:
         value = document.get(name)
         return value if isinstance(value, str) else None
 
+    priority = text("priority")
+    tags = document.get("tags")
     return _Partial(
         request_id=text("request_id") or None,
         provider=text("provider") or "",
         tr_id=text("tr_id") or "",
         reply_to=text("reply_to"),
         account=text("account"),
+        priority=priority if priority in PRIORITIES else "interactive",
+        tags=(
+            {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(tags, dict)
+            else {}
+        ),
     )
 
 
@@ -101,6 +113,8 @@ def _sent(request: RequestSubmitted, *, reply: bool = True) -> _Partial:
         request.tr_id,
         request.reply_to if reply else None,
         request.account,
+        request.priority,
+        request.tags,
     )
 
 
@@ -378,6 +392,8 @@ class Dispatcher:
                     code=hub_code(reason),
                     message=f"{reason}: {detail}"[:1000],
                     failed_at_ms=now_ms(),
+                    priority=partial.priority,
+                    tags=partial.tags,
                 )
             )
             if partial.reply_to and self.keys.is_reply_stream(partial.reply_to):
