@@ -309,6 +309,7 @@ SURFACES: dict[str, set[str]] = {
         "wire_code",
     },
     "apihub_runtime": {
+        "DEMO_WATCHLIST",
         "ArchiveSettings",
         "BackfillSettings",
         "CollectorMode",

@@ -216,9 +216,27 @@ class Keys:
         backfill job that asked for it: no page is requested twice at once, whoever asks."""
         return f"{self.namespace}:md-chunk:{provider}:{symbol}:{interval}:{chunk}"
 
-    def confirmed_empty(self, provider: str, symbol: str, interval: str) -> str:
-        """Set of bar starts (ISO) the broker confirmed it has no bar for: not gaps."""
-        return f"{self.namespace}:md-empty:{provider}:{symbol}:{interval}"
+    def coverage(self, provider: str, symbol: str, interval: str, bucket: str) -> str:
+        """Bitmap of the bars the archive holds (the sentinel's view, from ``archive.written``):
+        one per day of minute bars (bit = minute of the day, ``bucket`` ``YYYYMMDD``) or per
+        year of daily bars (bit = day of the year, ``bucket`` ``YYYY``)."""
+        return f"{self.namespace}:coverage:{provider}:{symbol}:{interval}:{bucket}"
+
+    def confirmed_empty(self, provider: str, symbol: str, interval: str, bucket: str) -> str:
+        """Bitmap (as :meth:`coverage`) of bars the broker confirmed it does not have: not gaps."""
+        return f"{self.namespace}:md-empty:{provider}:{symbol}:{interval}:{bucket}"
+
+    def gap_pending(self, provider: str, symbol: str, interval: str, bucket: str) -> str:
+        """Bitmap (as :meth:`coverage`) of bars inside an open gap: not detected twice."""
+        return f"{self.namespace}:gap-bars:{provider}:{symbol}:{interval}:{bucket}"
+
+    def series_gaps(self, provider: str, symbol: str, interval: str) -> str:
+        """Set of the open gap ids of one series (what an ``archive.written`` may heal)."""
+        return f"{self.namespace}:series-gaps:{provider}:{symbol}:{interval}"
+
+    def sentinel_lock(self, provider: str, symbol: str, interval: str) -> str:
+        """Lock (``SET NX PX``) held while one sentinel replica looks for gaps in a series."""
+        return f"{self.namespace}:sentinel-lock:{provider}:{symbol}:{interval}"
 
     def backfill_job(self, job_id: str) -> str:
         """Hash of one backfill job: its plan, state and progress."""

@@ -28,6 +28,7 @@ from ._lifecycle import (
 )
 from ._market_clock import MarketClock
 from ._market_settings import (
+    DEMO_WATCHLIST,
     ArchiveSettings,
     BackfillSettings,
     CollectorMode,
@@ -57,6 +58,7 @@ from ._tracing import configure_tracing
 
 __all__ = [
     "COMMIT_NOTE_FIELD",
+    "DEMO_WATCHLIST",
     "AccessToken",
     "AccountConfig",
     "AccountRate",

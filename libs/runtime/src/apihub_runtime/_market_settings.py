@@ -122,6 +122,13 @@ class BackfillSettings:
     chunk_ttl_s: float = 600.0
 
 
+DEMO_WATCHLIST: tuple[WatchEntry, ...] = (
+    WatchEntry(Provider.KIS, ("005930", "000660", "035720", "035420", "005380"), "swing"),
+    WatchEntry(Provider.KIS, ("005930",), "scalp"),
+)
+"""What the collector watches (and the sentinel keeps complete) when no watchlist is
+configured and the KIS default account is the simulator's demo account."""
+
 _WATCH_KEYS = frozenset({"provider", "symbols", "mode", "account"})
 
 
@@ -183,6 +190,7 @@ def collector_settings(doc: Mapping[str, Any], source: str) -> CollectorSettings
 
 
 __all__ = [
+    "DEMO_WATCHLIST",
     "ArchiveSettings",
     "BackfillSettings",
     "CollectorMode",

@@ -38,11 +38,13 @@ from apihub_core import DISPATCHER_GROUP, TOKEN_KEEPER_GROUP, ConfigurationError
 from ._catalog import Catalog, parse_tr_tables
 from ._config_checks import check_document, check_http_url, check_redis_url, toml_error
 from ._market_settings import (
+    DEMO_WATCHLIST,
     ArchiveSettings,
     BackfillSettings,
     CollectorSettings,
     MarketSettings,
     SentinelSettings,
+    WatchEntry,
     collector_settings,
 )
 from ._secret import Secret
@@ -294,6 +296,19 @@ class Settings:
     def gatekeeper_url(self) -> str | None:
         """The Redis for rate limits: its own URL when set, else the main one."""
         return self.redis_url_gatekeeper or self.redis_url
+
+    @property
+    def watchlist(self) -> tuple[WatchEntry, ...]:
+        """What the collector polls and the sentinel keeps complete: ``[[collector.watch]]``,
+        else :data:`DEMO_WATCHLIST` when the KIS default account is the simulator's demo
+        account, else nothing."""
+        if self.collector.watch:
+            return self.collector.watch
+        try:
+            demo = self.account(Provider.KIS).demo
+        except KeyError:
+            demo = False
+        return DEMO_WATCHLIST if demo else ()
 
     def account(self, provider: Provider, name: str | None = None) -> AccountConfig:
         """The named account of ``provider`` or its default; ``KeyError`` when unknown."""
