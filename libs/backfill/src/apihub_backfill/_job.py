@@ -159,7 +159,7 @@ class BackfillJob:
     async def run(self) -> JobRecord:
         """Fetch every page not yet finished; returns the job as it ended."""
         finished = await self._finished()
-        pending = [(n, page) for n, page in enumerate(self.pages) if page.chunk not in finished]
+        pending = [(n, page) for n, page in enumerate(self.pages) if _member(page) not in finished]
         self._done = len(self.pages) - len(pending)
         await self._save("running")
         self._report()
@@ -187,7 +187,7 @@ class BackfillJob:
             except HubError as exc:
                 await self._claims.release(page, self.job_id)
                 self._failed += 1
-                self._failures[page.chunk] = str(exc)
+                self._failures[_member(page)] = str(exc)
                 log.warning("backfill %s: %s failed: %s", self.job_id, page.chunk, exc)
                 return
             if page.ends_before(self._now()):
@@ -241,7 +241,7 @@ class BackfillJob:
         return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
     async def _mark_done(self, page: Page) -> None:
-        await self._redis.sadd(self._keys.backfill_done(self.job_id), page.chunk)
+        await self._redis.sadd(self._keys.backfill_done(self.job_id), _member(page))
         self._done += 1
 
     async def _save(self, status: JobStatus, message: str = "") -> JobRecord:
@@ -284,6 +284,11 @@ class BackfillJob:
                     calls=self._calls,
                 )
             )
+
+
+def _member(page: Page) -> str:
+    """A page's name in the job's set of finished pages (chunk ids repeat across symbols)."""
+    return f"{page.provider}:{page.symbol}:{page.chunk}"
 
 
 _record_decoder = msgspec.json.Decoder(JobRecord)

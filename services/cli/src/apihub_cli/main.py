@@ -676,6 +676,10 @@ def config_check(
     print("configuration is valid")
 
 
+# Commands defined in their own modules register on ``app`` when imported.
+from . import _backfill_cmds  # noqa: E402, F401
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     """Console entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
