@@ -20,6 +20,9 @@ import pytest
 
 from apihub_broker_sim import KST, SimConfig, ThreadedSimServer
 
+ABSENT = "<absent>"
+"""A parameter value the request helpers leave out of the request altogether."""
+
 
 @dataclass(frozen=True)
 class HarnessDefaults:
@@ -38,6 +41,7 @@ class SimHarness:
     Kiwoom helpers that sign in with ``defaults``' credentials and keep their tokens."""
 
     QUOTES = "/uapi/domestic-stock/v1/quotations"
+    ABSENT = ABSENT
 
     def __init__(
         self, server: ThreadedSimServer, client: httpx.Client, defaults: HarnessDefaults
@@ -99,6 +103,24 @@ class SimHarness:
             FID_INPUT_HOUR_1=hour,
             FID_PW_DATA_INCU_YN="Y",
         )
+
+    def kis_day_minutes(
+        self, day: str, hour: str, code: str = "005930", **overrides: str
+    ) -> httpx.Response:
+        """FHKST03010230: the minute bars of ``day`` (YYYYMMDD) up to ``hour`` (HHMMSS), with
+        every parameter the KIS examples send; ``overrides`` replace parameters or add others,
+        and the value :attr:`ABSENT` leaves a parameter out."""
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": code,
+            "FID_INPUT_HOUR_1": hour,
+            "FID_INPUT_DATE_1": day,
+            "FID_PW_DATA_INCU_YN": "Y",
+            "FID_FAKE_TICK_INCU_YN": "",
+            **overrides,
+        }
+        sent = {name: value for name, value in params.items() if value != ABSENT}
+        return self.kis_get("inquire-time-dailychartprice", "FHKST03010230", **sent)
 
     def kis_daily(self, first: str, last: str, period: str = "D") -> httpx.Response:
         """The KIS period chart between two YYYYMMDD dates."""

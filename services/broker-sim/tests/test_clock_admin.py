@@ -67,27 +67,92 @@ def test_sim_clock_freeze_set_advance_unfreeze(monkeypatch: pytest.MonkeyPatch) 
     assert before <= running.now() <= after, "by default it starts at the real current time"
 
 
+def test_a_clock_rate_runs_simulated_time_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = FakeMonotonic()
+    monkeypatch.setattr(clock_module, "time", host)
+    start = datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    clock = SimClock(start, rate=10)
+    assert clock.rate == 10.0
+    host.now += 6
+    assert clock.now() == start + timedelta(minutes=1), "6 real seconds are a simulated minute"
+    assert clock.pacing_now() == start + timedelta(seconds=6), "pacing keeps real speed"
+    clock.set_rate(0.5)  # no jump at the change
+    assert clock.now() == start + timedelta(minutes=1)
+    host.now += 4
+    assert clock.now() == start + timedelta(minutes=1, seconds=2)
+    # Freezing, setting and advancing keep the rate; a frozen clock ignores it.
+    clock.set(datetime(2025, 3, 21, 10, 0), frozen=True)
+    host.now += 100
+    assert clock.now() == datetime(2025, 3, 21, 10, 0, tzinfo=KST)
+    clock.advance(30)
+    clock.unfreeze()
+    host.now += 2
+    assert clock.now() == datetime(2025, 3, 21, 10, 0, 31, tzinfo=KST)
+    assert clock.rate == 0.5
+    for bad in (0, -1.0, float("inf"), float("nan"), True):
+        with pytest.raises(ValueError, match="rate"):
+            SimClock(start, rate=bad)
+        with pytest.raises(ValueError, match="rate"):
+            clock.set_rate(bad)
+    assert clock.rate == 0.5
+
+
+def test_pacing_time_moves_at_real_speed_and_with_explicit_jumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = FakeMonotonic()
+    monkeypatch.setattr(clock_module, "time", host)
+    start = datetime(2025, 3, 21, 9, 0, tzinfo=KST)
+    clock = SimClock(start, frozen=True, rate=100)
+    host.now += 5
+    assert clock.now() == start
+    assert clock.pacing_now() == start + timedelta(seconds=5), "runs while the clock is frozen"
+    clock.advance(61)
+    assert clock.pacing_now() == start + timedelta(seconds=66), "an advance is a jump of both"
+    clock.set(start - timedelta(days=1))  # 61 s of simulated time before: a day and 61 s back
+    assert clock.pacing_now() == start + timedelta(seconds=5) - timedelta(days=1)
+    clock.unfreeze()
+    host.now += 1
+    assert clock.now() == start - timedelta(days=1) + timedelta(seconds=100)
+    assert clock.pacing_now() == start - timedelta(days=1) + timedelta(seconds=6)
+
+
 def test_clock_endpoints(frozen_sim: SimHarness, harness_defaults: Defaults) -> None:
     start = harness_defaults.start_time
     assert frozen_sim.client.get("/__sim/health").json() == {"ok": True}
     assert frozen_sim.client.get("/__sim/clock").json() == {
         "now": start.isoformat(),
         "frozen": True,
+        "rate": 1.0,
     }
     moved = frozen_sim.client.post("/__sim/clock", json={"advance_s": 30}).json()
     assert moved["now"] == "2025-03-21T13:01:00+09:00"
     set_to = frozen_sim.client.post(
         "/__sim/clock", json={"now": "2025-03-20T10:00:00+09:00"}
     ).json()
-    assert set_to == {"now": "2025-03-20T10:00:00+09:00", "frozen": True}
+    assert set_to == {"now": "2025-03-20T10:00:00+09:00", "frozen": True, "rate": 1.0}
     running = frozen_sim.client.post("/__sim/clock", json={"frozen": False}).json()
     assert running["frozen"] is False
     refrozen = frozen_sim.client.post(
         "/__sim/clock", json={"now": "2025-03-21T13:00:30+09:00", "frozen": True}
     ).json()
     assert refrozen["now"] == start.isoformat()
-    for bad in ({"now": "yesterday"}, {"advance_s": "x"}, {"frozen": "no"}):
-        assert frozen_sim.client.post("/__sim/clock", json=bad).status_code == 400
+    faster = frozen_sim.client.post("/__sim/clock", json={"rate": 10}).json()
+    assert (faster["now"], faster["frozen"], faster["rate"]) == (start.isoformat(), True, 10.0)
+    bad_bodies = (
+        {"now": "yesterday"},
+        {"advance_s": "x"},
+        {"advance_s": True},
+        {"frozen": "no"},
+        {"rate": 0},
+        {"rate": -2},
+        {"rate": "fast"},
+        {"rate": True},
+        {"rate": 3, "advance_s": "x"},  # nothing of a refused body is applied
+    )
+    for bad in bad_bodies:
+        assert frozen_sim.client.post("/__sim/clock", json=bad).status_code == 400, bad
+    assert frozen_sim.client.get("/__sim/clock").json()["rate"] == 10.0
     assert frozen_sim.client.post("/__sim/clock", content=b"{").status_code == 400
 
 

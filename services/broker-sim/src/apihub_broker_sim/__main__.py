@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import datetime
 
 import uvicorn
 
 from ._app import create_app
 from ._config import SimConfig
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or rate <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+    return rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SimConfig.seed)
     parser.add_argument("--start", help="initial simulated time, ISO 8601 (default: now)")
     parser.add_argument("--frozen", action="store_true", help="keep the clock at --start")
+    parser.add_argument(
+        "--clock-rate",
+        type=_rate,
+        default=1.0,
+        help="simulated seconds per real second (e.g. 10 runs a session ten times faster)",
+    )
     parser.add_argument("--kis-rate", type=int, default=None, help="KIS calls/s per appkey")
     parser.add_argument("--kiwoom-rate", type=int, default=None, help="Kiwoom calls/s per api-id")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="one-way base latency")
@@ -30,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         start_time=datetime.fromisoformat(args.start) if args.start else None,
         frozen=args.frozen,
+        clock_rate=args.clock_rate,
         kis_rate_limit_per_s=args.kis_rate,
         kiwoom_rate_limit_per_s=args.kiwoom_rate,
         conditions=(latency,) if args.latency_ms or args.jitter_ms else (),

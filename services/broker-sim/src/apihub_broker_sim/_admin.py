@@ -2,9 +2,11 @@
 
 ==========================  ==================================================================
 ``GET  /__sim/health``      ``{"ok": true}``
-``GET  /__sim/clock``       ``{"now": iso8601, "frozen": bool}``
+``GET  /__sim/clock``       ``{"now": iso8601, "frozen": bool, "rate": x}``
 ``POST /__sim/clock``       ``{"now": iso8601, "frozen": bool}`` to set (frozen by default),
-                            ``{"advance_s": x}`` to move, ``{"frozen": false}`` to unfreeze
+                            ``{"advance_s": x}`` to move, ``{"frozen": false}`` to unfreeze,
+                            ``{"rate": x}`` for x simulated seconds per real second (any mix;
+                            applied in that order)
 ``GET  /__sim/faults``      armed faults
 ``POST /__sim/faults``      arm one (see ``_faults``); returns it with its ``id``
 ``DELETE /__sim/faults``    disarm all faults *and* conditions; ``/__sim/faults/{id}`` one
@@ -26,7 +28,7 @@
 
 from __future__ import annotations
 
-import time
+import math
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +68,8 @@ def routes(state: SimState) -> list[Route]:
     """The admin routes bound to ``state``."""
 
     def clock_view() -> dict[str, Any]:
-        return {"now": state.clock.now().isoformat(), "frozen": state.clock.frozen}
+        clock = state.clock
+        return {"now": clock.now().isoformat(), "frozen": clock.frozen, "rate": clock.rate}
 
     async def health(request: Request) -> Response:
         return _ok({"ok": True})
@@ -80,6 +83,17 @@ def routes(state: SimState) -> list[Route]:
         frozen = body.get("frozen")
         if frozen is not None and not isinstance(frozen, bool):
             return _bad("frozen must be a boolean")
+        rate = body.get("rate")
+        if rate is not None and (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            return _bad("rate must be a number above 0 (simulated seconds per real second)")
+        step = body.get("advance_s")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int | float)):
+            return _bad("advance_s must be a number")
         if "now" in body:
             try:
                 when = datetime.fromisoformat(str(body["now"]))
@@ -88,11 +102,10 @@ def routes(state: SimState) -> list[Route]:
             state.clock.set(when, frozen=True if frozen is None else frozen)
         elif frozen is False:
             state.clock.unfreeze()
-        if "advance_s" in body:
-            step = body["advance_s"]
-            if not isinstance(step, int | float) or isinstance(step, bool):
-                return _bad("advance_s must be a number")
+        if step is not None:
             state.clock.advance(float(step))
+        if rate is not None:
+            state.clock.set_rate(float(rate))
         return _ok(clock_view())
 
     async def faults(request: Request) -> Response:
@@ -131,7 +144,7 @@ def routes(state: SimState) -> list[Route]:
             condition = state.conditions.add(body)
         except FaultSpecError as error:
             return _bad(str(error))
-        return _ok(condition.to_json(time.monotonic()), 201)
+        return _ok(state.conditions.describe(condition), 201)
 
     async def condition_item(request: Request) -> Response:
         try:

@@ -24,13 +24,14 @@ def create_app(
 ) -> Starlette:
     """Build a simulator app; ``app.state.sim`` is its :class:`SimState`.
 
-    Without ``clock`` one is made from ``config.start_time`` / ``config.frozen``. The KIS and
+    Without ``clock`` one is made from ``config.start_time`` / ``config.frozen`` /
+    ``config.clock_rate``. The KIS and
     Kiwoom paths do not collide, so both brokers share the app. With ``state_file`` the
     simulator remembers its tokens and issuance windows across restarts, as a broker does.
     """
     config = config or SimConfig()
     if clock is None:
-        clock = SimClock(config.start_time, frozen=config.frozen)
+        clock = SimClock(config.start_time, frozen=config.frozen, rate=config.clock_rate)
     state = SimState(config, clock, state_file=state_file)
     app = Starlette(
         routes=[*_kis.routes(state), *_kiwoom.routes(state), *_admin.routes(state)],

@@ -36,8 +36,17 @@ class SimConfig:
         kiwoom_page_rows_tick: Rows per ka10079 page.
         kis_time_chart_inclusive: Whether FHKST03010200 includes the bar at
             ``FID_INPUT_HOUR_1`` itself (unconfirmed on the real service).
+        kis_page_rows_daily_minute: Rows per FHKST03010230 answer (120 on the real service).
+        kis_daily_minute_history_days: Calendar days back from the simulated today for which
+            FHKST03010230 has minute bars (KIS keeps about a year); older dates answer no rows.
+        kis_daily_minute_crosses_days: Whether an FHKST03010230 answer that runs out of bars
+            of ``FID_INPUT_DATE_1`` goes on with the previous trading days' (unconfirmed on the
+            real service; off: only bars of ``FID_INPUT_DATE_1``).
         start_time: Initial simulated time (aware; naive means KST); ``None`` = real now.
         frozen: Keep the clock at ``start_time`` until it is set or advanced.
+        clock_rate: Simulated seconds per real second while the clock runs (above 0; e.g. 10
+            runs a session ten times faster). Rate limits and the KIS token issuance window
+            stay in real time.
         apps: If given, the only valid appkey -> secret pairs (both brokers); otherwise any
             non-empty pair is accepted.
         holidays: Extra non-trading days on top of weekends (the holiday-calendar hook).
@@ -72,8 +81,12 @@ class SimConfig:
     kiwoom_page_rows_minute: int = 900
     kiwoom_page_rows_tick: int = 900
     kis_time_chart_inclusive: bool = True
+    kis_page_rows_daily_minute: int = 120
+    kis_daily_minute_history_days: int = 365
+    kis_daily_minute_crosses_days: bool = False
     start_time: datetime | None = None
     frozen: bool = False
+    clock_rate: float = 1.0
     apps: Mapping[str, str] | None = None
     holidays: frozenset[date] = field(default_factory=frozenset)
     history_days: int = 730

@@ -19,6 +19,13 @@ kind            answer
 ``reset``       drop the connection; clients see a transport error
 ``drop_answer`` handle the call (an order is accepted and booked), then drop the connection
                 instead of answering: the "did my order go through?" case
+``quote_refused`` the broker's refusal of a symbol's quotation, on quotation calls only
+                (others pass untouched): KIS HTTP 200 ``{"rt_cd":"1","msg_cd":"MCA05918",
+                "msg1":"종목코드 오류입니다."}`` (a "stock code error" body the KIS portal
+                quotes in its condition-search notes; per-TR codes are unconfirmed), Kiwoom
+                HTTP 200 ``return_code`` 2 ``[1902:종목 정보가 없습니다...]`` (the "no such
+                stock" code of the Kiwoom REST error table, the same answer the simulator
+                gives for a code that names no stock)
 ==============  ==========================================================================
 
 Any action may also carry ``delay_ms``, applied before it. The match and action parsers
@@ -27,6 +34,7 @@ are shared with the standing conditions of ``_conditions`` (error rates, outages
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +47,12 @@ __all__ = [
     "FaultAction",
     "FaultBook",
     "FaultSpecError",
+    "action_applies",
     "call_matches",
     "match_view",
     "parse_action",
     "parse_match",
+    "symbol_key",
 ]
 
 FAULT_KINDS = frozenset(
@@ -57,6 +67,7 @@ FAULT_KINDS = frozenset(
         "http_503",
         "kiwoom_1700",
         "kiwoom_8005",
+        "quote_refused",
         "reset",
     }
 )
@@ -139,6 +150,24 @@ def call_matches(match: dict[str, str], ctx: CallContext) -> bool:
     return True
 
 
+_SYMBOL = re.compile(r"[AQ]?(\d{6})(?:_[A-Z]+)?")
+
+
+def symbol_key(raw: str) -> str:
+    """The code a symbol names, compared prefix- and suffix-insensitively: ``005930``,
+    ``A005930``, ``005930_NX`` and ``005930_AL`` are all ``005930`` (and KIS's ETN form
+    ``Q500001`` is ``500001``), as they all read the same tape here; anything else is only
+    upper-cased and stripped."""
+    text = raw.strip().upper()
+    found = _SYMBOL.fullmatch(text)
+    return found.group(1) if found else text
+
+
+def action_applies(action: FaultAction, ctx: CallContext) -> bool:
+    """Whether ``action`` can answer ``ctx``: ``quote_refused`` only answers quotations."""
+    return action.kind != "quote_refused" or ctx.quotation
+
+
 def match_view(match: dict[str, str]) -> dict[str, str]:
     """``match`` as the admin API shows it: the raw appkey is never echoed back."""
     return {k: ("***" if k == "appkey" else v) for k, v in match.items()}
@@ -156,7 +185,7 @@ class Fault:
 
     def matches(self, ctx: CallContext) -> bool:
         """Whether this fault applies to the call ``ctx``."""
-        return call_matches(self.match, ctx)
+        return call_matches(self.match, ctx) and action_applies(self.action, ctx)
 
     def to_json(self) -> dict[str, Any]:
         """The admin API's view; the appkey a fault matches on is not echoed back."""

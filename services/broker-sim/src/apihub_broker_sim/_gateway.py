@@ -1,7 +1,7 @@
 """What every broker request goes through before and after its handler.
 
-Order: identify the caller -> injected latency -> outage -> armed fault -> error rate ->
-rate limit -> handler -> record.
+Order: identify the caller (appkey, tr_id / api-id, the symbol the call names) -> injected
+latency -> outage -> armed fault -> error rate -> rate limit -> handler -> record.
 
 The latency models the one-way trip to the broker, so everything after it happens at the
 call's *arrival*: the rate window and the recorder's one-second windows count arrival
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._faults import FaultAction
+from ._faults import FaultAction, symbol_key
 from ._http import (
     KIWOOM_MEDIA_TYPE,
     DropConnectionResponse,
@@ -45,6 +45,7 @@ __all__ = [
     "broker_route",
     "kiwoom_1700",
     "kiwoom_8005",
+    "kiwoom_no_stock",
     "read_json_object",
 ]
 
@@ -75,11 +76,15 @@ def broker_route(
     methods: list[str],
     *,
     rate_limited: bool = True,
+    quotation: bool = False,
 ) -> Route:
-    """A Starlette route whose endpoint runs ``handler`` inside the common pipeline."""
+    """A Starlette route whose endpoint runs ``handler`` inside the common pipeline.
+
+    ``quotation`` marks a market-data route (the ``quote_refused`` fault answers only those).
+    """
 
     async def endpoint(request: Request) -> Response:
-        ctx = CallContext(provider=provider, method=request.method, path=path)
+        ctx = CallContext(provider=provider, method=request.method, path=path, quotation=quotation)
         await _identify(state, request, ctx)
         ctx.latency_ms = state.conditions.latency_ms(ctx)
         if ctx.latency_ms:
@@ -100,6 +105,9 @@ def broker_route(
     return Route(path, endpoint, methods=methods)
 
 
+_KIS_SYMBOL_FIELDS = ("FID_INPUT_ISCD", "PDNO")
+
+
 async def _identify(state: SimState, request: Request, ctx: CallContext) -> None:
     headers = request.headers
     if ctx.provider == KIS:
@@ -108,10 +116,26 @@ async def _identify(state: SimState, request: Request, ctx: CallContext) -> None
     else:
         ctx.tr_id = headers.get("api-id", "")
         ctx.appkey = state.tokens.owner(bearer_token(request))
+    body = await read_json_object(request) if request.method == "POST" else None
     if ctx.path.startswith("/oauth2/"):
-        body = await read_json_object(request)
         if body is not None and isinstance(body.get("appkey"), str):
             ctx.appkey = str(body["appkey"])
+        return
+    ctx.symbol = symbol_key(_symbol_field(ctx, request, body or {}))
+
+
+def _symbol_field(ctx: CallContext, request: Request, body: dict[str, object]) -> str:
+    """The raw symbol a call names: KIS ``FID_INPUT_ISCD``/``PDNO`` (query names compared
+    case-insensitively, body keys upper-case as KIS wants them), Kiwoom ``stk_cd``."""
+    if ctx.provider == KIS:
+        query = {key.upper(): value for key, value in request.query_params.items()}
+        for name in _KIS_SYMBOL_FIELDS:
+            value = query.get(name, body.get(name))
+            if isinstance(value, str) and value.strip():
+                return value
+        return ""
+    value = body.get("stk_cd")
+    return value if isinstance(value, str) else ""
 
 
 async def _injected(state: SimState, ctx: CallContext) -> Response | None:
@@ -161,6 +185,10 @@ def _fault_response(state: SimState, fault: FaultAction, ctx: CallContext) -> Re
         return kis_token_error(ctx, "EGW00133", EGW00133, fault.status or 403)
     if kind == "kiwoom_8005":
         return kiwoom_8005(ctx, fault.status or 200)
+    if kind == "quote_refused":
+        if ctx.provider == KIS:
+            return kis_envelope_error(ctx, fault.status or 200, "MCA05918", _MCA05918)
+        return kiwoom_no_stock(ctx, fault.status or 200)
     return kiwoom_1700(ctx, fault.status or state.config.kiwoom_rate_limit_status)
 
 
@@ -182,11 +210,18 @@ _EGW00201 = "초당 거래건수를 초과하였습니다."
 EGW00121 = "유효하지 않은 token 입니다."
 EGW00123 = "기간이 만료된 token 입니다."
 EGW00133 = "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"
+_MCA05918 = "종목코드 오류입니다."
 
 
 def kiwoom_8005(ctx: CallContext, status: int = 200) -> Response:
     """Kiwoom's invalid-token answer."""
     return kiwoom_error(ctx, 3, "인증에 실패했습니다", "8005", "Token이 유효하지 않습니다", status)
+
+
+def kiwoom_no_stock(ctx: CallContext, status: int = 200) -> Response:
+    """Kiwoom's answer for a code that names no stock: ``return_code`` 2, ``[1902]``."""
+    detail = "종목 정보가 없습니다. 입력한 종목코드 값을 확인바랍니다."
+    return kiwoom_error(ctx, 2, "입력 값 오류입니다", "1902", detail, status)
 
 
 def kiwoom_1700(ctx: CallContext, status: int) -> Response:

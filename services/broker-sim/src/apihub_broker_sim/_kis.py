@@ -1,5 +1,11 @@
-"""The KIS Open API look-alike: OAuth, hashkey, six quotation TRs and the cash order (the
+"""The KIS Open API look-alike: OAuth, hashkey, seven quotation TRs and the cash order (the
 account inquiries, modify/cancel and the holiday check live in ``_kis_account``).
+
+The two minute charts read the same tape: FHKST03010200 (today's bars, 30 a call) and
+FHKST03010230 (any kept day's bars, 120 a call, ending at ``FID_INPUT_HOUR_1`` inclusive as the
+official backtester's paging implies) agree bar for bar on today. FHKST03010230 is real-only on
+KIS (a virtual account gets ``EGW02006``); like the holiday check, the simulator answers it on
+its one base URL for every caller.
 
 Error conventions (as third-party clients of the KIS Open API report them; codes marked * are
 this simulator's choice):
@@ -26,7 +32,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -57,7 +63,7 @@ from ._kis_common import (
     require,
 )
 from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S, floor_to_grid, tick_size
-from ._market import Bar
+from ._market import Bar, Market
 from ._quotes import (
     Snapshot,
     change_sign,
@@ -209,7 +215,7 @@ def _quote_route(state: SimState, tr: _QuoteTR) -> Route:
         headers = {"tr_id": tr.tr_id, "tr_cont": "", "gt_uid": gt_uid(state)}
         return json_response({**payload, **OK}, headers=headers)
 
-    return broker_route(state, KIS, tr.path, handler, ["GET"])
+    return broker_route(state, KIS, tr.path, handler, ["GET"], quotation=True)
 
 
 def _price_output(state: SimState, snap: Snapshot) -> dict[str, str]:
@@ -516,6 +522,37 @@ def _asking_price(state: SimState, params: dict[str, str], now: datetime) -> dic
     return {"output1": output1, "output2": output2}
 
 
+def _minute_row(bar: Bar) -> dict[str, str]:
+    return {
+        "stck_bsop_date": ymd(bar.day),
+        "stck_cntg_hour": hhmmss(bar.start_s),
+        "stck_prpr": str(bar.close),
+        "stck_oprc": str(bar.open),
+        "stck_hgpr": str(bar.high),
+        "stck_lwpr": str(bar.low),
+        "cntg_vol": str(bar.volume),
+        "acml_tr_pbmn": str(bar.cum_value),
+    }
+
+
+_MINUTE_OUTPUT1 = (
+    "prdy_vrss",
+    "prdy_vrss_sign",
+    "prdy_ctrt",
+    "stck_prdy_clpr",
+    "acml_vol",
+    "acml_tr_pbmn",
+    "hts_kor_isnm",
+    "stck_prpr",
+)
+
+
+def _minute_output1(snap: Snapshot) -> dict[str, str]:
+    """The ``output1`` of both minute charts: the symbol as it stands now."""
+    full = _chart_output1(snap)
+    return {key: full[key] for key in _MINUTE_OUTPUT1}
+
+
 def _minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
     code = _code(params)
     hour_s = _parse_hour(params)
@@ -528,35 +565,48 @@ def _minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dic
             bars = [bar for bar in bars if bar.start_s <= hour_s]
         else:
             bars = [bar for bar in bars if bar.start_s < hour_s]
-    rows = [
-        {
-            "stck_bsop_date": ymd(bar.day),
-            "stck_cntg_hour": hhmmss(bar.start_s),
-            "stck_prpr": str(bar.close),
-            "stck_oprc": str(bar.open),
-            "stck_hgpr": str(bar.high),
-            "stck_lwpr": str(bar.low),
-            "cntg_vol": str(bar.volume),
-            "acml_tr_pbmn": str(bar.cum_value),
-        }
-        for bar in reversed(bars[-state.config.kis_page_rows_minute :])
-    ]
-    output1 = {
-        key: value
-        for key, value in _chart_output1(snap).items()
-        if key
-        in (
-            "prdy_vrss",
-            "prdy_vrss_sign",
-            "prdy_ctrt",
-            "stck_prdy_clpr",
-            "acml_vol",
-            "acml_tr_pbmn",
-            "hts_kor_isnm",
-            "stck_prpr",
-        )
-    }
-    return {"output1": output1, "output2": rows}
+    rows = [_minute_row(bar) for bar in reversed(bars[-state.config.kis_page_rows_minute :])]
+    return {"output1": _minute_output1(snap), "output2": rows}
+
+
+def _day_minute_bars(market: Market, code: str, day: date, now: datetime) -> list[Bar]:
+    """The minute bars of ``day`` as they stand at ``now``, oldest first (none for a day off,
+    a future day, or today before the open)."""
+    if not market.is_trading_day(day):
+        return []
+    session_day, cutoff = market.session(now)
+    if day > session_day:
+        return []
+    tape = market.tape(code, day)
+    return tape.minute_bars_until(cutoff) if day == session_day else tape.minute_bars
+
+
+def _daily_minute_chart(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:
+    """FHKST03010230: minute bars of ``FID_INPUT_DATE_1`` up to ``FID_INPUT_HOUR_1``
+    inclusive, newest first; no rows for a day off or a day older than the kept history."""
+    code = _code(params)
+    hour_s = _parse_hour(params)
+    day = parse_day(params, "FID_INPUT_DATE_1")
+    if params.get("FID_PW_DATA_INCU_YN", ""):  # blank or absent: N
+        choice(params, "FID_PW_DATA_INCU_YN", "Y N")
+    if params["FID_FAKE_TICK_INCU_YN"].strip():
+        raise InputError("FID_FAKE_TICK_INCU_YN")  # the KIS portal: blank, always
+    config, market = state.config, state.market
+    snap = snapshot(market, code, now)
+    limit = config.kis_page_rows_daily_minute
+    oldest = now.astimezone(KST).date() - timedelta(days=config.kis_daily_minute_history_days)
+    rows: list[dict[str, str]] = []
+    if day >= oldest:
+        bars = [bar for bar in _day_minute_bars(market, code, day, now) if bar.start_s <= hour_s]
+        rows = [_minute_row(bar) for bar in reversed(bars[-limit:])]
+        earlier = day
+        while config.kis_daily_minute_crosses_days and len(rows) < limit:
+            earlier = market.prev_trading_day(earlier)
+            if earlier < oldest:
+                break
+            more = _day_minute_bars(market, code, earlier, now)
+            rows.extend(_minute_row(bar) for bar in reversed(more[-(limit - len(rows)) :]))
+    return {"output1": _minute_output1(snap), "output2": rows}
 
 
 _BASIC = ("FID_COND_MRKT_DIV_CODE", "FID_INPUT_ISCD")
@@ -588,6 +638,13 @@ QUOTE_TRS = (
         (*_BASIC, "FID_INPUT_HOUR_1", "FID_PW_DATA_INCU_YN", "FID_ETC_CLS_CODE"),
         _minute_chart,
         blank_ok=("FID_ETC_CLS_CODE",),
+    ),
+    _QuoteTR(
+        f"{QUOTE_PATH}/inquire-time-dailychartprice",
+        "FHKST03010230",
+        (*_BASIC, "FID_INPUT_HOUR_1", "FID_INPUT_DATE_1", "FID_FAKE_TICK_INCU_YN"),
+        _daily_minute_chart,
+        blank_ok=("FID_FAKE_TICK_INCU_YN",),
     ),
 )
 

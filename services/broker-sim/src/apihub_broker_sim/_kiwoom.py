@@ -457,7 +457,7 @@ def routes(state: SimState) -> list[Route]:
         broker_route(state, KIWOOM, _ORDER_PATH, partial(_order, state), ["POST"]),
         broker_route(state, KIWOOM, ACCOUNT_PATH, partial(account_inquiry, state), ["POST"]),
         *(
-            broker_route(state, KIWOOM, path, partial(_data, state, path), ["POST"])
+            broker_route(state, KIWOOM, path, partial(_data, state, path), ["POST"], quotation=True)
             for path in ("/api/dostk/stkinfo", "/api/dostk/chart", "/api/dostk/mrkcond")
         ),
     ]

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._book import OrderRejected
-from ._gateway import bearer_token, kiwoom_8005, read_json_object
+from ._gateway import bearer_token, kiwoom_8005, kiwoom_no_stock, read_json_object
 from ._http import KIWOOM_MEDIA_TYPE, json_response, kiwoom_error
 from ._recorder import CallContext
 from ._state import SimState
@@ -127,9 +127,7 @@ def missing_error(ctx: CallContext, field: str) -> Response:
 def bad_input_error(ctx: CallContext, error: BadInput) -> Response:
     """``1902`` for an unknown stock, else ``1517`` naming the field."""
     if error.code == "1902":
-        return request_error(
-            ctx, "1902", "종목 정보가 없습니다. 입력한 종목코드 값을 확인바랍니다."
-        )
+        return kiwoom_no_stock(ctx)
     return request_error(ctx, "1517", f"입력 값 형식 오류입니다. 파라미터={error.field}")
 
 

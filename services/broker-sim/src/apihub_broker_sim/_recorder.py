@@ -28,9 +28,12 @@ class CallContext:
     """What one broker request was, filled in as it is handled.
 
     ``appkey`` holds the raw key only so faults and rate limits can match on it; the
-    recorder keeps just its fingerprint. ``fault_source`` says what injected ``fault``
-    (``"fault"``, ``"error_rate"`` or ``"outage"``); ``rate_limited`` marks a rejection by
-    the simulator's own rate limiter, as opposed to an injected ``EGW00201``/``1700``.
+    recorder keeps just its fingerprint. ``symbol`` is the six-digit code the call names
+    (KIS ``FID_INPUT_ISCD`` or ``PDNO``, Kiwoom ``stk_cd``; prefixes and suffixes dropped, ""
+    when it names none) and ``quotation`` whether the call is a market-data query.
+    ``fault_source`` says what injected ``fault`` (``"fault"``, ``"error_rate"`` or
+    ``"outage"``); ``rate_limited`` marks a rejection by the simulator's own rate limiter, as
+    opposed to an injected ``EGW00201``/``1700``.
     """
 
     provider: str
@@ -38,6 +41,8 @@ class CallContext:
     path: str
     tr_id: str = ""
     appkey: str = ""
+    symbol: str = ""
+    quotation: bool = False
     status: int = 0
     error_code: str = ""
     fault: str = ""
@@ -58,6 +63,7 @@ class CallRecord:
     path: str
     tr_id: str
     appkey: str
+    symbol: str
     status: int
     error_code: str
     fault: str
@@ -76,6 +82,7 @@ class CallRecord:
             "path": self.path,
             "tr_id": self.tr_id,
             "appkey": self.appkey,
+            "symbol": self.symbol,
             "status": self.status,
             "error_code": self.error_code,
             "fault": self.fault,
@@ -120,6 +127,7 @@ class Recorder:
                     path=ctx.path,
                     tr_id=ctx.tr_id,
                     appkey=appkey_fingerprint(ctx.appkey),
+                    symbol=ctx.symbol,
                     status=ctx.status,
                     error_code=ctx.error_code,
                     fault=ctx.fault,

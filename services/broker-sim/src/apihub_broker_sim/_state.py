@@ -42,8 +42,9 @@ class OrderRecord:
 class SimState:
     """Everything one simulator instance knows: clock, market, tokens, faults, log.
 
-    ``conditions`` holds the standing latency / error-rate / outage conditions; a
-    malformed ``SimConfig.conditions`` entry raises ``ValueError`` here.
+    ``conditions`` holds the standing latency / error-rate / outage conditions (their
+    simulated windows read ``clock``); a malformed ``SimConfig.conditions`` entry raises
+    ``ValueError`` here.
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class SimState:
         self.tokens = TokenStore(config, clock, state_file)
         self.faults = FaultBook()
         seed = config.seed if config.conditions_seed is None else config.conditions_seed
-        self.conditions = ConditionBook(seed, config.conditions)
+        self.conditions = ConditionBook(seed, config.conditions, clock)
         self.recorder = Recorder()
         self.kis_limiter = SlidingWindowLimiter(config.kis_rate_limit_per_s)
         self.kiwoom_limiter = SlidingWindowLimiter(config.kiwoom_rate_limit_per_s)

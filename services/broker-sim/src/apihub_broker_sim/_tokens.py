@@ -1,7 +1,9 @@
 """Access tokens of both brokers and their (different) issuance rules.
 
 KIS: one ``tokenP`` answer per appkey per window (else ``EGW00133``); within 6 h of minting
-the same token comes back; older tokens stay valid until they expire.
+the same token comes back; older tokens stay valid until they expire. The window runs on the
+clock's pacing time (real speed, whatever ``SimClock.rate``; explicit clock moves count), token
+lifetimes and the 6 h reuse on the simulated clock.
 Kiwoom: every issuance mints a new token and kills the appkey's previous one.
 
 Like a real broker, a simulator given a ``state_file`` remembers its tokens and its issuance
@@ -95,14 +97,20 @@ class TokenStore:
             self._save()
 
     def kis_issue(self, appkey: str, secret: str) -> TokenRecord | None:
-        """Answer a KIS ``tokenP`` call; ``None`` means throttled (``EGW00133``)."""
+        """Answer a KIS ``tokenP`` call; ``None`` means throttled (``EGW00133``).
+
+        The issuance window runs on the clock's pacing time (real seconds plus explicit clock
+        moves, see ``_clock``), so a faster simulated clock does not shorten it; the token's
+        lifetime runs on the simulated clock.
+        """
         now = self._clock.now()
+        paced = self._clock.pacing_now()
         with self._lock:
             last = self._kis_last_answer.get(appkey)
             window = timedelta(seconds=self._config.token_issue_window_s)
-            if last is not None and last <= now < last + window:
+            if last is not None and last <= paced < last + window:
                 return None
-            self._kis_last_answer[appkey] = now
+            self._kis_last_answer[appkey] = paced
             current = self._kis_latest.get(appkey)
             reuse = timedelta(seconds=self._config.kis_reissue_same_within_s)
             if (
@@ -267,8 +275,13 @@ class TokenStore:
             kiwoom_active = {
                 k: by_digest[d] for k, d in dict(state["kiwoom_active"]).items() if d in by_digest
             }
+            # The windows were saved on the previous process's pacing clock; one that starts
+            # behind it (a restart at the same simulated instant) must not see them as being
+            # in the future, which would read as "the clock was set back" and lift them.
+            paced = self._clock.pacing_now()
             last_answer = {
-                k: datetime.fromisoformat(v) for k, v in dict(state["kis_last_answer"]).items()
+                k: min(datetime.fromisoformat(v), paced)
+                for k, v in dict(state["kis_last_answer"]).items()
             }
             serial = int(state["serial"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
