@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import httpx
@@ -18,7 +19,9 @@ import redis.asyncio as aioredis
 
 from apihub_core import (
     ArchiveWritten,
+    GapBackfillFailed,
     GapBackfillRequested,
+    GapConfirmedEmpty,
     GapDetected,
     GapHealed,
     HubClient,
@@ -221,3 +224,91 @@ async def test_two_replicas_open_one_gap_and_ask_for_its_page_once(
     assert sum(len(e.request_ids) for e in asked) == 1
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "FHKST03010200"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
+
+
+async def test_a_failed_backfill_is_retried_after_its_backoff(
+    redis: aioredis.Redis,
+    keys: Keys,
+    settings: Settings,
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    market: MarketClock,
+    sim_admin: httpx.AsyncClient,
+) -> None:
+    # Three 503s: the dispatcher's own tries of the first request all fail; the second request
+    # (after the sentinel's backoff) is answered.
+    fault = {"match": {"tr_id": "FHKST03010200"}, "count": 3, "action": "http_503"}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    hole = [NOW.replace(hour=9, minute=m, second=0) for m in (10, 11)]
+    present = [bar for bar in _morning(NOW - timedelta(minutes=2)) if bar not in hole]
+    await _written(redis, keys, present, "collector")
+    sentinel = _sentinel(redis, hub, settings, market)
+    seen: set[bytes] = set()
+    async with anyio.create_task_group() as tg:
+        await tg.start(sentinel.run)
+        (failed,) = await async_wait_until(
+            lambda: _of(GapBackfillFailed, redis, keys), message="the first try fails"
+        )
+        asked = await async_wait_until(
+            lambda: _more_than(1, GapBackfillRequested, redis, keys), message="asked again"
+        )
+        await async_wait_until(lambda: _archive_answers(redis, keys, seen))
+        await async_wait_until(lambda: _of(GapHealed, redis, keys), message="healed")
+        sentinel.stop()
+    assert isinstance(failed, GapBackfillFailed)
+    assert not failed.gave_up
+    assert failed.retry_at_ms > 0
+    assert [e.attempt for e in asked if isinstance(e, GapBackfillRequested)] == [1, 2]
+
+
+async def test_bars_the_broker_does_not_have_are_confirmed_empty_not_asked_forever(
+    redis: aioredis.Redis,
+    keys: Keys,
+    settings: Settings,
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    sim_admin: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    # The hub's calendar says the session ran until 16:00; the broker traded until 15:30 as
+    # usual, so it has no bar between 15:40 and 15:45 (like an illiquid minute or a halt).
+    late = datetime(2026, 12, 2, 16, 10, tzinfo=KST)
+    (await sim_admin.post("/__sim/clock", json={"now": late.isoformat()})).raise_for_status()
+    override = tmp_path / "days.toml"
+    override.write_text('[[day]]\ndate = 2026-12-02\nopen = "09:00"\nclose = "16:00"\n')
+    calendar = krx_calendar(override)
+    hole = [late.replace(hour=15, minute=m) for m in range(40, 46)]
+    present = [bar for bar in calendar.expected_minutes(late.date()) if bar not in hole]
+    await _written(redis, keys, present, "collector")
+    sentinel = _sentinel(redis, hub, settings, MarketClock.anchored(late, frozen=True))
+    sentinel._calendar = calendar
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(sentinel.run)
+            (empty,) = await async_wait_until(
+                lambda: _of(GapConfirmedEmpty, redis, keys), message="confirmed empty"
+            )
+            await async_wait_until(
+                lambda: _closed(redis, keys), message="the gap is closed, not asked again"
+            )
+            sentinel.stop()
+    finally:
+        real = {"now": datetime.now(UTC).isoformat(), "frozen": False}
+        (await sim_admin.post("/__sim/clock", json=real)).raise_for_status()
+    assert isinstance(empty, GapConfirmedEmpty)
+    assert empty.bars == hole
+    # Two answers without the bars (confirm_empty_after = 2), then nothing more.
+    asked = await _of(GapBackfillRequested, redis, keys)
+    assert len(asked) == 2
+    assert not await _of(GapHealed, redis, keys)
+    assert await sentinel.scan() == []
+    assert await sentinel.empty.which("KIS", SYMBOL, "1m", hole) == set(hole)
+
+
+async def _more_than(count: int, kind: type, redis: aioredis.Redis, keys: Keys) -> list[object]:
+    found = await _of(kind, redis, keys)
+    return found if len(found) > count else []
+
+
+async def _closed(redis: aioredis.Redis, keys: Keys) -> bool:
+    return await redis.zcard(keys.open_gaps) == 0

@@ -677,7 +677,8 @@ def config_check(
 
 
 # Commands defined in their own modules register on ``app`` when imported.
-from . import _backfill_cmds  # noqa: E402, F401
+from . import _backfill_cmds, _gap_cmds  # noqa: E402, F401
+from . import _collector_cmds  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - console-script shim

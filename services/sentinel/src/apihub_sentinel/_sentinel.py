@@ -471,13 +471,6 @@ class Sentinel:
     async def _answered(
         self, gap: Gap, page: Page | None, outcome: ResponseReceived, now: datetime
     ) -> None:
-        if page is not None:
-            if page.ends_before(now):
-                await self.claims.complete(
-                    page, gap.gap_id, outcome.request_id, done_ttl_ms=self._chunk_ttl_ms
-                )
-            else:
-                await self.claims.release(page, gap.gap_id)
         try:
             data = normalise(
                 outcome.provider,
@@ -490,14 +483,26 @@ class Sentinel:
         except MarketDataError as exc:
             # The archiver quarantines it; for the gap it is a failed try.
             log.warning("gap %s: unreadable answer %s (%s)", gap.gap_id, outcome.request_id, exc)
+            if page is not None:
+                await self.claims.release(page, gap.gap_id)
             await self.gaps.save(gap, due_ms=now_ms() + self._backoff_ms(gap))
             return
         returned = {c.ts for c in data.candles if c.interval == gap.interval}
+        wanted = set(gap.bars)
         lacking = [
             bar
             for bar in (page.bars if page is not None else gap.bars)
-            if bar in set(gap.bars) and bar not in returned and page_has_ended(bar, gap, now)
+            if bar in wanted and bar not in returned and page_has_ended(bar, gap, now)
         ]
+        if page is not None:
+            # A page that had everything is done for anyone else who needs it; one that lacked
+            # bars (or was still forming) is released, so it can be asked again.
+            if page.ends_before(now) and not lacking:
+                await self.claims.complete(
+                    page, gap.gap_id, outcome.request_id, done_ttl_ms=self._chunk_ttl_ms
+                )
+            else:
+                await self.claims.release(page, gap.gap_id)
         newly_empty = []
         for bar in lacking:
             key = bar.isoformat()
