@@ -27,9 +27,11 @@ def test_kis_today_is_cut_into_pages_of_thirty_ending_at_their_last_bar() -> Non
 
 def test_kis_past_days_use_the_daily_minute_tr_in_pages_of_120() -> None:
     pages = plan_pages("KIS", "005930", "1m", YESTERDAY, YESTERDAY, calendar=CAL, today=TODAY)
-    assert [(p.tr_id, len(p.bars)) for p in pages] == [("FHKST03010230", 120)] * 3 + [
-        ("FHKST03010230", 21)
-    ]
+    # Cut back from the close, so no page overlaps the next: the morning's first is the short one.
+    assert [(p.tr_id, len(p.bars)) for p in pages] == [("FHKST03010230", 21)] + [
+        ("FHKST03010230", 120)
+    ] * 3
+    assert [p.params["FID_INPUT_HOUR_1"] for p in pages] == ["092000", "112000", "132000", "153000"]
     assert pages[0].params["FID_INPUT_DATE_1"] == "20261201"
     assert pages[0].params["FID_FAKE_TICK_INCU_YN"] == ""
 

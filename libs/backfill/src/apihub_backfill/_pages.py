@@ -10,7 +10,7 @@ provider    interval  TR                          one page
 ==========  ========  ==========================  ===============================================
 KIS         1m        FHKST03010200 (today)       30 bars ending at ``FID_INPUT_HOUR_1``
 KIS         1m        FHKST03010230 (past days)   120 bars of ``FID_INPUT_DATE_1`` ending at
-                                                  ``FID_INPUT_HOUR_1``
+                                                  ``FID_INPUT_HOUR_1`` (cut back from the close)
 KIS         1d        FHKST03010100               100 trading days ``FID_INPUT_DATE_1..2``
 KIWOOM      1m        ka10080                     one day (``base_dt``; a page holds ~900 bars)
 KIWOOM      1d        ka10081                     600 trading days ending at ``base_dt``
@@ -150,8 +150,13 @@ def _minute_pages(
     if provider != "KIS":
         raise ValueError(f"no backfill pages for provider {provider!r}")
     tr_id = KIS_TODAY_MINUTES if day == today else KIS_PAST_MINUTES
+    # A past day is complete, so its grid is cut back from the close: every page is full
+    # except the morning's first, and no page overlaps another. Today's grid is cut forward
+    # from the open, so it stays the same while the day goes on.
+    size = PAGE_ROWS[tr_id]
+    slices = _slices(minutes, size) if tr_id == KIS_TODAY_MINUTES else _slices_back(minutes, size)
     pages = []
-    for chunk in _slices(minutes, PAGE_ROWS[tr_id]):
+    for chunk in slices:
         params = {
             "FID_COND_MRKT_DIV_CODE": "J",
             "FID_INPUT_ISCD": symbol,
@@ -198,6 +203,11 @@ def _page(
 
 def _slices(items: Sequence[datetime], size: int) -> list[tuple[datetime, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _slices_back(items: Sequence[datetime], size: int) -> list[tuple[datetime, ...]]:
+    ends = range(len(items), 0, -size)
+    return [tuple(items[max(0, end - size) : end]) for end in reversed(ends)]
 
 
 def _midnight(day: date) -> datetime:
