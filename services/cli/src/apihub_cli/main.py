@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -182,6 +183,22 @@ def up(
             help="Start the simulator even when no account needs it (demo accounts use it).",
         ),
     ] = False,
+    market_time: Annotated[
+        str,
+        typer.Option(
+            metavar="WHEN",
+            help="The simulator's market time: auto (real time while KRX is open, else a "
+            "simulated trading day from 10:30), real, or an ISO time such as "
+            "2026-12-02T09:00 (KST).",
+        ),
+    ] = "auto",
+    clock_rate: Annotated[
+        float,
+        typer.Option(
+            metavar="X",
+            help="Simulated seconds per real second on the simulator (quotas stay real time).",
+        ),
+    ] = 1.0,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the whole hub in one process: Redis, the broker simulator and every service.
@@ -192,6 +209,19 @@ def up(
     Prints a line containing `ready` when calls can be made; SIGINT/SIGTERM drain and stop it.
     """
     settings = _settings(config)
+    if not clock_rate > 0 or clock_rate > 1000:
+        _fail(
+            f"--clock-rate must be above 0 and at most 1000, not {clock_rate}", code=ExitCode.USAGE
+        )
+    if market_time not in ("auto", "real"):
+        try:
+            datetime.fromisoformat(market_time)
+        except ValueError:
+            _fail(
+                f"--market-time {market_time!r} is not auto, real or an ISO time "
+                "(e.g. 2026-12-02T09:00)",
+                code=ExitCode.USAGE,
+            )
     configure_logging(log_level)
     configure_tracing("apihub")
     if not settings.redis_url:
@@ -211,7 +241,14 @@ def up(
             )
     try:
         status = run_process(
-            lambda: run_hub(settings, sim_port=sim_port, force_sim=sim, announce=_say),
+            lambda: run_hub(
+                settings,
+                sim_port=sim_port,
+                force_sim=sim,
+                announce=_say,
+                market_time=market_time,
+                clock_rate=clock_rate,
+            ),
             name="apihub",
         )
     except RedisServerNotFound as exc:
@@ -677,11 +714,18 @@ def config_check(
 
 
 # Commands defined in their own modules register on ``app`` when imported.
-from . import _backfill_cmds, _gap_cmds  # noqa: E402, F401
-from . import _collector_cmds  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    _backfill_cmds,
+    _collector_cmds,
+    _gap_cmds,
+)
 
 
 def main() -> None:  # pragma: no cover - console-script shim
     """Console entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()
+
+
+# ``apihub archive …`` and ``apihub archiver`` register on ``app`` when imported.
+from . import _archive_cmds  # noqa: E402, F401
