@@ -477,6 +477,15 @@ SURFACES: dict[str, set[str]] = {
         "reconcile",
         "run_reconciler",
     },
+    "apihub_collector": {
+        "COUNTERS",
+        "Collector",
+        "CollectorStatus",
+        "observe",
+        "open_collector",
+        "read_status",
+        "run_collector",
+    },
     "apihub_token_keeper": {
         "SHUTDOWN_GRACE_S",
         "IssueWindow",
