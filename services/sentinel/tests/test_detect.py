@@ -32,9 +32,14 @@ def test_adjacent_misses_merge_and_the_closing_auction_is_adjacent() -> None:
     assert gap_ranges(MINUTES, set()) == []
 
 
-def test_a_run_never_spans_two_days() -> None:
+def test_a_run_of_minutes_never_spans_two_days_but_daily_bars_do() -> None:
     days = [at(15, 30), datetime(2026, 12, 3, 9, 0, tzinfo=KST)]
     assert gap_ranges(days, set(days)) == [[days[0]], [days[1]]]
+    daily = [datetime(2026, 12, d, tzinfo=KST) for d in (1, 2, 3, 4)]
+    assert gap_ranges(daily, {daily[0], daily[1], daily[3]}, by_day=False) == [
+        daily[:2],
+        [daily[3]],
+    ]
 
 
 def test_gap_ids_name_the_series_and_the_first_bar() -> None:

@@ -18,17 +18,19 @@ def due(
     return [bar for bar in expected if bar <= cutoff]
 
 
-def gap_ranges(expected: Sequence[datetime], missing: Collection[datetime]) -> list[list[datetime]]:
+def gap_ranges(
+    expected: Sequence[datetime], missing: Collection[datetime], *, by_day: bool = True
+) -> list[list[datetime]]:
     """``missing`` bars grouped into runs that are adjacent in ``expected`` (the calendar's
-    order, so 15:19 and 15:30 are neighbours and a weekend does not split daily bars) and on one
-    day for minute bars. Each run becomes one gap."""
+    order, so 15:19 and 15:30 are neighbours and a weekend does not split daily bars) and, with
+    ``by_day`` (minute bars), on one day. Each run becomes one gap."""
     runs: list[list[datetime]] = []
     previous_missing = False
     for bar in expected:
         if bar not in missing:
             previous_missing = False
             continue
-        if previous_missing and runs and runs[-1][-1].date() == bar.date():
+        if previous_missing and runs and (not by_day or runs[-1][-1].date() == bar.date()):
             runs[-1].append(bar)
         else:
             runs.append([bar])

@@ -233,17 +233,24 @@ class Sentinel:
     async def _scan_series(
         self, provider: str, symbol: str, interval: Interval, now: datetime
     ) -> list[Gap]:
+        # Minute bars day by day (a gap never spans two days); daily bars over the whole
+        # look-back at once, so missing days in a row become one gap.
+        days = self._days(now.date())
+        groups = (
+            [self._expected(interval, day, now) for day in days]
+            if interval == "1m"
+            else [[bar for day in days for bar in self._expected(interval, day, now)]]
+        )
         opened = []
-        for day in self._days(now.date()):
-            expected = self._expected(interval, day, now)
+        for expected in groups:
             if not expected:
                 continue
             have = await self.coverage.which(provider, symbol, interval, expected)
             empty = await self.empty.which(provider, symbol, interval, expected)
             pending = await self.pending.which(provider, symbol, interval, expected)
             known = have | empty | pending
-            missing = [bar for bar in expected if bar not in known]
-            for run in gap_ranges(expected, set(missing)):
+            missing = {bar for bar in expected if bar not in known}
+            for run in gap_ranges(expected, missing, by_day=interval == "1m"):
                 opened.append(await self._open(provider, symbol, interval, run))
         return opened
 
