@@ -66,7 +66,7 @@ def gaps_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """List the open gaps the sentinel is healing (the lifecycle is on <ns>:gaps)."""
+    """List the open gaps the sentinel is healing (their lifecycle is on the gaps stream)."""
     if output not in ("table", "json"):
         _fail(f"--format {output!r} is not one of table, json", code=ExitCode.USAGE)
     settings = _settings(config)

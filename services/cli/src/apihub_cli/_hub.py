@@ -21,6 +21,7 @@ from anyio.abc import TaskStatus
 
 from apihub_archiver import open_archiver
 from apihub_broker_sim import SimClock, SimConfig, SimServer
+from apihub_collector import open_collector
 from apihub_core import Keys, masked_url, redis_client
 from apihub_dispatcher import Dispatcher, open_dispatcher
 from apihub_embedded import EmbeddedRedis
@@ -225,6 +226,9 @@ async def open_hub(
                     services.append(await stack.enter_async_context(open_archiver(settings)))
                 if settings.sentinel.enabled:
                     services.append(await stack.enter_async_context(open_sentinel(settings)))
+                if settings.collector.enabled:
+                    collector = open_collector(settings, drain_grace_s=2.0)
+                    services.append(await stack.enter_async_context(collector))
             yield Hub(settings, keeper, dispatcher, reconciler, services, sim_clock)
     finally:
         if embedded is not None:
