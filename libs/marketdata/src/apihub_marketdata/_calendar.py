@@ -30,6 +30,10 @@ override says otherwise: exchange-calendars is not asked about days it was not b
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import json
+import os
+import tempfile
 import tomllib
 import warnings
 from collections.abc import Iterable, Mapping
@@ -198,6 +202,65 @@ def _builtin_overrides() -> dict[date, Session | None]:
 def _xkrx() -> tuple[tuple[Session, ...], date, date]:
     first = BUILT_FIRST
     last = date(datetime.now(KST).year + YEARS_AHEAD, 12, 31)
+    cache = _cache_file(first, last)
+    cached = _read_cache(cache) if cache is not None else None
+    if cached is not None:
+        return cached, first, last
+    sessions = build_xkrx(first, last)
+    if cache is not None:
+        _write_cache(cache, sessions)
+    return sessions, first, last
+
+
+def _cache_file(first: date, last: date) -> Path | None:
+    """Where the built schedule is kept between processes: building it takes seconds, reading
+    it back milliseconds. Named by the exchange-calendars version and the span, so an upgrade
+    builds afresh. ``APIHUB_CACHE_DIR`` (else ``$XDG_CACHE_HOME/apihub``, else
+    ``~/.cache/apihub``); ``APIHUB_CACHE_DIR=""`` turns the cache off."""
+    configured = os.environ.get("APIHUB_CACHE_DIR")
+    if configured == "":
+        return None
+    try:
+        version = importlib.metadata.version("exchange-calendars")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if configured:
+        root = Path(configured)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg) if xdg else Path.home() / ".cache") / "apihub"
+    return root / f"xkrx-{version}-{first:%Y%m%d}-{last:%Y%m%d}.json"
+
+
+def _read_cache(path: Path) -> tuple[Session, ...] | None:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(
+            Session(
+                date.fromisoformat(day),
+                datetime.fromisoformat(opens).astimezone(KST),
+                datetime.fromisoformat(closes).astimezone(KST),
+            )
+            for day, opens, closes in rows
+        )
+    except (OSError, ValueError, TypeError):
+        return None  # absent or unreadable: build it
+
+
+def _write_cache(path: Path, sessions: Iterable[Session]) -> None:
+    rows = [[s.day.isoformat(), s.open.isoformat(), s.close.isoformat()] for s in sessions]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(rows, out)
+        os.replace(temp, path)
+    except OSError:
+        pass  # a read-only home only costs the next process the build
+
+
+def build_xkrx(first: date, last: date) -> tuple[Session, ...]:
+    """Every XKRX session between ``first`` and ``last``, from exchange-calendars."""
     with warnings.catch_warnings():
         # exchange-calendars 4.13 on pandas 3 warns about its own use of Series.values.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -208,19 +271,15 @@ def _xkrx() -> tuple[tuple[Session, ...], date, date]:
             "XKRX", start=first.isoformat(), end=last.isoformat()
         )
         schedule: Any = calendar.schedule
-        return (
-            tuple(
-                Session(
-                    label.date(),
-                    opens.to_pydatetime().astimezone(KST),
-                    closes.to_pydatetime().astimezone(KST),
-                )
-                for label, opens, closes in zip(
-                    schedule.index, schedule["open"], schedule["close"], strict=True
-                )
-            ),
-            first,
-            last,
+        return tuple(
+            Session(
+                label.date(),
+                opens.to_pydatetime().astimezone(KST),
+                closes.to_pydatetime().astimezone(KST),
+            )
+            for label, opens, closes in zip(
+                schedule.index, schedule["open"], schedule["close"], strict=True
+            )
         )
 
 
