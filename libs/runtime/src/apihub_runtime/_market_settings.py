@@ -74,8 +74,8 @@ class CollectorSettings:
     bar still forming at one poll is read again complete at the next. ``scalp_interval_s`` is
     the cadence of scalp symbols' current price. A cycle is skipped (and recorded) when the
     previous one is still running or more than ``max_in_flight`` requests are outstanding.
-    ``demo`` (the default when no watchlist is configured) watches a few symbols on the
-    simulator.
+    Without a watchlist, :data:`DEMO_WATCHLIST` is watched on the simulator's demo account
+    (``Settings.watchlist``).
     """
 
     watch: tuple[WatchEntry, ...] = ()
