@@ -234,6 +234,11 @@ class Keys:
         """Set of the open gap ids of one series (what an ``archive.written`` may heal)."""
         return f"{self.namespace}:series-gaps:{provider}:{symbol}:{interval}"
 
+    def consistency_checked(self, provider: str, symbol: str) -> str:
+        """Set of the days (``YYYYMMDD``) whose daily bar the sentinel compared with its minute
+        bars."""
+        return f"{self.namespace}:md-checked:{provider}:{symbol}"
+
     def sentinel_lock(self, provider: str, symbol: str, interval: str) -> str:
         """Lock (``SET NX PX``) held while one sentinel replica looks for gaps in a series."""
         return f"{self.namespace}:sentinel-lock:{provider}:{symbol}:{interval}"

@@ -28,12 +28,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Final, TypedDict
 
 import anyio
 import redis.asyncio as aioredis
 from anyio.abc import TaskStatus
 
+from apihub_archive import ArchiveError, read_candles
 from apihub_backfill import Page, PageClaims, pages_for, plan_pages
 from apihub_core import (
     DEAD_LETTER_MAXLEN,
@@ -48,6 +50,7 @@ from apihub_core import (
     GapHealed,
     HubClient,
     Keys,
+    MarketInconsistency,
     RequestFailed,
     ResponseReceived,
     decode_archive_event,
@@ -56,6 +59,8 @@ from apihub_core import (
     now_ms,
 )
 from apihub_marketdata import (
+    KST,
+    Candle,
     Interval,
     MarketDataError,
     TradingCalendar,
@@ -71,6 +76,7 @@ from apihub_runtime import (
 )
 
 from ._bitmaps import Bitmaps
+from ._consistency import compare_day
 from ._detect import due, gap_id, gap_ranges
 from ._store import Gap, GapStore
 
@@ -99,6 +105,7 @@ class Sentinel:
         calendar: TradingCalendar,
         clock: ClockSource | None = None,
         series: Iterable[Series] | None = None,
+        archive_root: Path | None = None,
     ) -> None:
         self._redis = redis
         self._hub = hub
@@ -110,6 +117,9 @@ class Sentinel:
             tuple(series) if series is not None else tracked_series(settings)
         )
         ttl = int(timedelta(days=max(30, 3 * self._tuning.lookback_days)).total_seconds())
+        self._bitmap_ttl_s = ttl
+        self._archive_root = archive_root
+        self._archive_wait_s = min(settings.archive.lock_wait_s, 10.0)
         self.coverage = Bitmaps(redis, self.keys.coverage, ttl_s=ttl)
         self.empty = Bitmaps(redis, self.keys.confirmed_empty, ttl_s=ttl)
         self.pending = Bitmaps(redis, self.keys.gap_pending, ttl_s=ttl)
@@ -212,8 +222,92 @@ class Sentinel:
                     and (held.decode() if isinstance(held, bytes) else held) == token
                 ):
                     await self._redis.delete(lock)
+        if self._tuning.check_daily and self._archive_root is not None:
+            await self.check_consistency(now)
         self.scans += 1
         return opened
+
+    async def check_consistency(self, now: datetime) -> list[MarketInconsistency]:
+        """Compare every complete past day's daily bar with its minute bars, once per day;
+        appends ``market.inconsistent`` for each field that differs."""
+        found: list[MarketInconsistency] = []
+        minute_series = {(p, s) for p, s, i in self.series if i == "1m"}
+        daily_series = {(p, s) for p, s, i in self.series if i == "1d"}
+        for provider, symbol in sorted(minute_series & daily_series):
+            checked_key = self.keys.consistency_checked(provider, symbol)
+            for day in self._days(now.date()):
+                if day >= now.date() or await self._redis.sismember(checked_key, f"{day:%Y%m%d}"):
+                    continue
+                if not await self._complete(provider, symbol, day, now):
+                    continue
+                events = await self._compare(provider, symbol, day)
+                if events is None:
+                    continue  # not readable now: asked again at the next scan
+                found += events
+                await self._redis.sadd(checked_key, f"{day:%Y%m%d}")
+                await self._redis.expire(checked_key, self._bitmap_ttl_s)
+        return found
+
+    async def _complete(self, provider: str, symbol: str, day: date, now: datetime) -> bool:
+        minutes = self._calendar.expected_minutes(day)
+        daily = self._expected("1d", day, now)
+        for interval, bars in (("1m", minutes), ("1d", daily)):
+            if not bars:
+                return False
+            have = await self.coverage.which(provider, symbol, interval, bars)
+            if len(have) < len(bars):
+                empty = await self.empty.which(provider, symbol, interval, bars)
+                if len(have | empty) < len(bars):
+                    return False
+        return True
+
+    async def _compare(
+        self, provider: str, symbol: str, day: date
+    ) -> list[MarketInconsistency] | None:
+        assert self._archive_root is not None  # noqa: S101 - checked by the caller
+        root = self._archive_root
+        start = datetime(day.year, day.month, day.day, tzinfo=KST)
+        end = start + timedelta(days=1) - timedelta(minutes=1)
+
+        def read() -> tuple[list[Candle], list[Candle]]:
+            wait = self._archive_wait_s
+            return (
+                read_candles(root, provider, symbol, "1d", start, start, lock_wait_s=wait),
+                read_candles(root, provider, symbol, "1m", start, end, lock_wait_s=wait),
+            )
+
+        try:
+            daily, minutes = await anyio.to_thread.run_sync(read)
+        except ArchiveError as exc:
+            log.debug("consistency of %s %s: archive not readable (%s)", symbol, day, exc)
+            return None
+        if not daily or not minutes:
+            return None  # the archiver has not written them yet
+        events = [
+            MarketInconsistency(
+                provider=provider,
+                symbol=symbol,
+                day=day.isoformat(),
+                field=diff.field,
+                expected=diff.expected,
+                found=diff.found,
+                detail=f"the daily bar against the sum of its {len(minutes)} minute bars",
+                seen_at_ms=now_ms(),
+            )
+            for diff in compare_day(daily[0], minutes)
+        ]
+        for event in events:
+            await self._emit(event)
+            log.warning(
+                "%s %s %s: daily %s %s, minute bars say %s",
+                provider,
+                symbol,
+                day,
+                event.field,
+                event.found,
+                event.expected,
+            )
+        return events
 
     def _days(self, today: date) -> list[date]:
         sessions = self._calendar.sessions(

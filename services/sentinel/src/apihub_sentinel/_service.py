@@ -26,7 +26,9 @@ async def open_sentinel(settings: Settings) -> AsyncIterator[Sentinel]:
         hub = await stack.enter_async_context(
             HubClient.from_url(settings.redis_url, namespace=settings.namespace, max_connections=8)
         )
-        yield Sentinel(redis, hub, settings, calendar=calendar)
+        # The daily-against-minutes check reads the archive when it is on this machine.
+        root = settings.archive.root(settings.data_dir)
+        yield Sentinel(redis, hub, settings, calendar=calendar, archive_root=root)
 
 
 async def run_sentinel(settings: Settings) -> int:
