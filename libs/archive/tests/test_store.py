@@ -326,6 +326,14 @@ def test_gzip_is_deterministic_and_holds_the_committed_lines(
     store: ArchiveStore, root: Path
 ) -> None:
     store.write([seen("1-0", bar(0, 0)), seen("2-0", bar(3, 0))])
+    assert "jsonl/candles/2026/12/candles-2026-12-01.jsonl" in jsonl_tree(root), (
+        "a cold file the batch just wrote waits for the next batches to leave it alone"
+    )
+    store.write([seen("3-0", bar(3, 1))])
+    assert "jsonl/candles/2026/12/candles-2026-12-01.jsonl" in jsonl_tree(root)
+    store.write([seen("4-0", bar(3, 2))])
+    assert "jsonl/candles/2026/12/candles-2026-12-01.jsonl.gz" in jsonl_tree(root)
+    assert store.settle() == 0
     tree = jsonl_tree(root)
     packed = tree["jsonl/candles/2026/12/candles-2026-12-01.jsonl.gz"]
     assert packed[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + packed[8:10], "no name, mtime 0"

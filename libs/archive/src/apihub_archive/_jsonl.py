@@ -11,9 +11,11 @@ The day is the day of the **data** (a bar's start in KST), never the day it was 
 files depend only on the lines and their order: replaying the same events gives the same bytes.
 A day is *cold* once it is more than ``compress_after_days`` before the newest day of its kind
 in the archive; its files are then gzipped (``mtime`` 0, no file name in the header, so the
-``.gz`` bytes are a function of the content). A late line for a cold day reopens the day's last
-part (decompressed, appended, compressed again after the commit), so where a line lands never
-depends on how the lines were cut into batches.
+``.gz`` bytes are a function of the content) as soon as :data:`QUIET_BATCHES` batches have
+left them alone, and all of them when the writer settles (goes idle, closes). A late line for a
+cold day reopens the day's last part (decompressed, appended, compressed again later), so where
+a line lands never depends on how the lines were cut into batches, and a settled archive is the
+same bytes whatever the batches were.
 
 Exactly once with DuckDB: lines are appended (and fsynced) first, then the database commits the
 new size of every file in ``archive_files`` together with the data. :meth:`JsonlFiles.recover`
@@ -27,7 +29,7 @@ import gzip
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Final
@@ -37,6 +39,8 @@ from ._errors import ArchiveCorrupt, ArchiveWriteError
 KINDS: Final = ("candles", "ticks", "snapshots")
 JSONL_DIR: Final = "jsonl"
 GZIP_LEVEL: Final = 6
+QUIET_BATCHES: Final = 2
+"""A cold file is gzipped after a commit once this many batches have not appended to it."""
 _COPY_CHUNK: Final = 1024 * 1024
 
 
@@ -59,6 +63,24 @@ def file_name(kind: str, day: date, part: int) -> str:
     return (
         f"{JSONL_DIR}/{kind}/{day.year:04d}/{day.month:02d}/{kind}-{day.isoformat()}{suffix}.jsonl"
     )
+
+
+class _Part:
+    """A file a batch appends to, while the batch is planned."""
+
+    __slots__ = ("bytes", "chunks", "day", "kind", "lines", "number")
+
+    def __init__(self, kind: str, day: date, number: int, size: int, lines: int) -> None:
+        self.kind, self.day, self.number, self.bytes, self.lines = kind, day, number, size, lines
+        self.chunks: list[bytes] = []
+
+    @classmethod
+    def of(cls, record: FileRecord) -> _Part:
+        return cls(record.kind, record.day, record.part, record.bytes, record.lines)
+
+    def record(self) -> FileRecord:
+        path = file_name(self.kind, self.day, self.number)
+        return FileRecord(path, self.kind, self.day, self.number, self.bytes, self.lines)
 
 
 class Pending:
@@ -95,6 +117,8 @@ class JsonlFiles:
         self._newest: dict[str, date] = {}
         self._hot: set[str] = set()
         """Committed files stored plain (not gzipped): the only candidates for compression."""
+        self._batch = 0
+        self._touched: dict[str, int] = {}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -137,23 +161,29 @@ class JsonlFiles:
         """Decide the file of every line, in order, rolling to a new part when a part would
         exceed ``max_bytes`` (a line longer than that gets a part of its own)."""
         pending = Pending()
-        last: dict[tuple[str, date], FileRecord] = {}
+        limit = self.max_bytes
+        parts: dict[tuple[str, date], _Part] = {}
+        touched: list[_Part] = []
         for kind, day, line in lines:
             key = (kind, day)
-            current = last.get(key) or self._last.get(key)
+            part = parts.get(key)
+            if part is None:
+                last = self._last.get(key)
+                part = parts[key] = _Part(kind, day, 0, 0, 0) if last is None else _Part.of(last)
+                touched.append(part)
             size = len(line)
-            if current is None:
-                current = FileRecord(file_name(kind, day, 0), kind, day, 0, 0, 0)
-            elif current.bytes and current.bytes + size > self.max_bytes:
-                part = current.part + 1
-                current = FileRecord(file_name(kind, day, part), kind, day, part, 0, 0)
-            current = replace(current, bytes=current.bytes + size, lines=current.lines + 1)
-            last[key] = current
-            pending.records[current.path] = current
-            pending.appends.setdefault(current.path, []).append(line)
-        for path in pending.records:
-            if path in self._records and not self._plain(path).exists():
-                pending.reopened.add(path)
+            if part.bytes and part.bytes + size > limit:
+                part = parts[key] = _Part(kind, day, part.number + 1, 0, 0)
+                touched.append(part)
+            part.bytes += size
+            part.lines += 1
+            part.chunks.append(line)
+        for part in touched:
+            record = part.record()
+            pending.records[record.path] = record
+            pending.appends[record.path] = part.chunks
+            if record.path in self._records and record.path not in self._hot:
+                pending.reopened.add(record.path)
         return pending
 
     def append(self, pending: Pending) -> None:
@@ -175,17 +205,24 @@ class JsonlFiles:
             ) from exc
 
     def committed(self, pending: Pending) -> None:
-        """The database committed ``pending``: adopt it, then gzip every day that went cold."""
+        """The database committed ``pending``: adopt it, then gzip the cold files the last
+        :data:`QUIET_BATCHES` batches left alone (a cold day that keeps receiving lines, as
+        in a backfill, is compressed once it stops, not after every batch)."""
+        self._batch += 1
         for record in pending.records.values():
             self._adopt(record)
             self._hot.add(record.path)
-        self.compress_cold()
+            self._touched[record.path] = self._batch
+        self.compress_cold(quiet=QUIET_BATCHES)
 
-    def compress_cold(self) -> int:
-        """Gzip every committed file of a cold day that is still plain; how many."""
+    def compress_cold(self, *, quiet: int = 0) -> int:
+        """Gzip every committed file of a cold day that is still plain (and, with ``quiet``,
+        untouched by the last ``quiet`` batches); how many."""
         done = 0
         for path in sorted(self._hot):
             record = self._records[path]
+            if quiet and self._batch - self._touched.get(path, 0) < quiet:
+                continue
             if self.cold(record.kind, record.day):
                 try:
                     self._compress(path)

@@ -41,7 +41,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from apihub_marketdata import Candle, MarketData
+from apihub_marketdata import KST, Candle, MarketData
 
 from ._access import WriterLock, first_line, is_busy, poll_pause, readers_waiting
 from ._errors import ArchiveBusy, ArchiveCorrupt, ArchiveError, ArchiveWriteError
@@ -378,9 +378,21 @@ class ArchiveStore:
         self.close()
 
     def close(self) -> None:
-        """Close the database and give the writer lock up."""
-        self.disconnect()
-        self._lock.release()
+        """Settle, close the database and give the writer lock up."""
+        try:
+            if self._lock.held and self._recovered:
+                self.settle()
+        finally:
+            self.disconnect()
+            self._lock.release()
+
+    def settle(self) -> int:
+        """Gzip every JSONL file of a cold day still stored plain (the writer does it for files
+        left alone by recent batches; this does the rest, when the writer goes idle or closes);
+        how many files. After it the archive's files are exactly a replay's."""
+        if not self._recovered:
+            return 0
+        return self._files.compress_cold()
 
     # -- the database ------------------------------------------------------------------------------
 
@@ -527,8 +539,9 @@ class ArchiveStore:
         fresh = [item for item in ordered if item.entry not in applied]
         observations = [item for item in fresh if isinstance(item, Observation)]
         lines: list[tuple[str, date, bytes]] = []
-        candles = _Candles(con, observations)
-        candles.apply(ordered, applied, lines)
+        candles = _Candles(con, ordered)
+        candles.load(applied)
+        candles.apply(applied, lines)
         ticks = _apply_ticks(con, observations, lines)
         snapshots = _apply_snapshots(con, observations, lines)
         rejections = [item for item in ordered if isinstance(item, Rejection)]
@@ -631,17 +644,33 @@ class _Candles:
     """The candle side of one batch: the stored versions of every bar it touches, the merge
     under the correction rule, the rows to write and the coverage to announce."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, observations: list[Observation]) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, ordered: list[Item]) -> None:
         self._con = con
+        # Every observation's candles with their wall-time microseconds, computed once.
+        self.observed: list[tuple[Observation, list[tuple[Candle, int]]]] = [
+            (item, [(c, wall_us(c.ts)) for c in item.data.candles])
+            for item in ordered
+            if isinstance(item, Observation) and item.data.candles
+        ]
+        self.current: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
+        self.changed: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
+        self.superseded: list[tuple[Any, ...]] = []
+        self.groups: dict[tuple[str, str, str, str], _Group] = {}
+        self.existed: set[tuple[str, str, str, int]] = set()
+        self.inserted = self.revised = self.unchanged = 0
+
+    def load(self, applied: set[str]) -> None:
+        """Read the stored version of every bar the batch's fresh observations touch."""
         keys = {
-            (c.provider, c.symbol, c.interval, wall_us(c.ts))
-            for item in observations
-            for c in item.data.candles
+            (c.provider, c.symbol, c.interval, us)
+            for item, candles in self.observed
+            if item.entry not in applied
+            for c, us in candles
         }
-        self.current: dict[tuple[str, str, str, int], tuple[Any, ...]] = {
+        self.current = {
             row[:4]: row[4:]
             for row in _lookup(
-                con,
+                self._con,
                 "candles",
                 ("provider", "symbol", "interval", "ts"),
                 _CANDLE_KEY_TYPES,
@@ -650,38 +679,34 @@ class _Candles:
             )
         }
         self.existed = set(self.current)
-        self.changed: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
-        self.superseded: list[tuple[Any, ...]] = []
-        self.groups: dict[tuple[str, str, str, str], _Group] = {}
-        self.inserted = self.revised = self.unchanged = 0
 
-    def _group(self, c: Candle, entry: str) -> _Group:
-        key = (c.provider, c.symbol, c.interval, c.source_type)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Group()
-        group.lineage[c.lineage] = None
-        group.last_entry = entry
-        return group
-
-    def apply(
-        self, ordered: list[Item], applied: set[str], lines: list[tuple[str, date, bytes]]
-    ) -> None:
+    def apply(self, applied: set[str], lines: list[tuple[str, date, bytes]]) -> None:
         """Merge every fresh observation in stream order (new versions become rows and JSONL
         lines) and count every observation's bars into the coverage, applied ones as seen."""
         current, changed, superseded = self.current, self.changed, self.superseded
-        for item in ordered:
-            if not isinstance(item, Observation):
-                continue
+        groups = self.groups
+        encode, line_of, day = _encode, _CandleLine, day_of
+        for item, candles in self.observed:
             entry = item.entry
             fresh = entry not in applied
-            for c in item.data.candles:
-                us = wall_us(c.ts)
-                group = self._group(c, entry)
+            group_key: tuple[str, str, str, str] | None = None
+            group = _Group()
+            for c, us in candles:
+                provider, symbol, interval, source_type = (
+                    c.provider,
+                    c.symbol,
+                    c.interval,
+                    c.source_type,
+                )
+                if group_key != (provider, symbol, interval, source_type):
+                    group_key = (provider, symbol, interval, source_type)
+                    group = groups.get(group_key) or groups.setdefault(group_key, _Group())
+                    group.last_entry = entry
                 group.bars.add(us)
+                group.lineage[c.lineage] = None
                 if not fresh:
                     continue
-                key: tuple[str, str, str, int] = (c.provider, c.symbol, c.interval, us)
+                key: tuple[str, str, str, int] = (provider, symbol, interval, us)
                 stored = current.get(key)
                 value = c.value
                 if stored is not None:
@@ -711,32 +736,33 @@ class _Candles:
                     c.close,
                     c.volume,
                     value,
-                    c.source_type,
+                    source_type,
                     c.lineage,
                     revision,
                     entry,
                 )
                 current[key] = changed[key] = row
-                line = _CandleLine(
-                    c.provider,
-                    c.symbol,
-                    c.interval,
-                    from_wall_us(us),
+                ts = c.ts if c.ts.tzinfo is KST else from_wall_us(us)
+                line = line_of(
+                    provider,
+                    symbol,
+                    interval,
+                    ts,
                     c.open,
                     c.high,
                     c.low,
                     c.close,
                     c.volume,
                     value,
-                    c.source_type,
+                    source_type,
                     c.lineage,
                     revision,
                     entry,
                 )
-                lines.append(("candles", day_of(us), _encode(line) + _NL))
+                lines.append(("candles", day(us), encode(line) + _NL))
         existed = self.existed
-        for key in changed:
-            if key in existed:
+        for changed_key in changed:
+            if changed_key in existed:
                 self.revised += 1
             else:
                 self.inserted += 1

@@ -24,7 +24,11 @@ _FIRST_DAY: Final = date(1970, 1, 1)
 def wall_us(moment: datetime) -> int:
     """Microseconds of ``moment``'s KST wall time since 1970-01-01 00:00 (a naive ``moment``
     is taken as KST wall time already)."""
-    if moment.tzinfo is None:
+    zone = moment.tzinfo
+    if zone is KST:
+        # Same tzinfo on both sides: Python subtracts the wall times, no offset lookups.
+        return (moment - _KST_EPOCH) // _US
+    if zone is None:
         return (moment - _WALL_EPOCH) // _US
     return (moment - _EPOCH) // _US + _KST_OFFSET_US
 

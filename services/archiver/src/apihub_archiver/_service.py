@@ -45,6 +45,7 @@ from apihub_archive import (
 )
 from apihub_core import (
     ARCHIVE_STREAM_MAXLEN,
+    DATA_FIELD,
     ArchiveQuarantined,
     ArchiveWritten,
     ConfigurationError,
@@ -59,11 +60,15 @@ from ._project import project, quarantine_poison, wanted
 
 log = logging.getLogger("apihub.archiver")
 
+_DATA: Final = DATA_FIELD.encode()
+
 GROUP: Final = "archiver"
 STANDBY_POLL_S: Final = 1.0
 """How often a standby archiver tries the writer lock of an archive another one writes."""
 PULL_IN_MAX: Final = 10_000
 """Most older pending entries taken over into one batch."""
+BATCH_MAX_BYTES: Final = 8 * 1024 * 1024
+"""Most entry data (broker answers) in one batch, whatever ``batch_max`` says."""
 IDLE_READER_CHECK_S: Final = 0.05
 """How often an archiver holding the database between batches looks for waiting readers."""
 COMMIT_TIMEOUT_S: Final = 30.0
@@ -342,7 +347,15 @@ class Archiver:
                     self.stats.yielded_to_readers += 1
                     break
         if not self._queue:
-            await anyio.to_thread.run_sync(self.store.disconnect)
+            await anyio.to_thread.run_sync(self._rest)
+
+    def _rest(self) -> None:
+        """Idle: gzip what went cold, then give the database up."""
+        try:
+            self.store.settle()
+        except ArchiveError as exc:
+            log.warning("compressing the archive's cold days: %s", exc)
+        self.store.disconnect()
 
     async def _connect(self) -> None:
         """Open the database for writing: first let waiting readers in, then wait for them to
@@ -367,10 +380,19 @@ class Archiver:
                 )
 
     def _take(self) -> list[_Ticket]:
+        """The oldest queued entries, up to ``batch_max`` of them and :data:`BATCH_MAX_BYTES`
+        of entry data (a batch of big chart answers stays a second's work, so readers and a
+        drain never wait long for it)."""
         queue = self._queue
         queue.sort(key=lambda ticket: _id_key(ticket.entry_id))
-        batch = queue[: self._batch_max]
-        del queue[: self._batch_max]
+        size = count = 0
+        for ticket in queue[: self._batch_max]:
+            size += len(ticket.fields.get(_DATA, b""))
+            count += 1
+            if size >= BATCH_MAX_BYTES:
+                break
+        batch = queue[:count]
+        del queue[:count]
         for ticket in batch:
             ticket.taken = True
             ticket.started.set()
