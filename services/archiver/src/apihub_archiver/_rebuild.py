@@ -5,7 +5,7 @@ started (``XRANGE``, in order), projected exactly as the archiver projects it an
 batches into an **empty** archive directory. Because the store's result depends only on the
 entries and their order, the rebuilt JSONL files are byte for byte those of an archiver that
 saw the same entries (as far back as the stream still holds them: it is capped, see
-``RESPONSES_STREAM_MAXLEN``). No ``archive.*`` events are appended: followers of the live
+``RESPONSE_STREAM_MAXLEN``). No ``archive.*`` events are appended: followers of the live
 archive are not told about a rebuild.
 """
 

@@ -329,7 +329,7 @@ def archive_rebuild(
     """Rebuild the archive from the event log (the response stream), into an empty directory.
 
     The stream is replayed in order, giving byte for byte the JSONL files the archiver would
-    have written. The stream holds only the most recent answers (RESPONSES_STREAM_MAXLEN);
+    have written. The stream holds only the most recent answers (RESPONSE_STREAM_MAXLEN);
     older ones cannot be replayed. No archive.* events are appended.
     """
     settings = _settings(config)
