@@ -164,17 +164,16 @@ def test_daily_paging_by_moving_date_2_back(frozen_sim: SimHarness) -> None:
 def test_weekly_and_monthly_bars_aggregate_daily_bars(frozen_sim: SimHarness) -> None:
     daily = frozen_sim.kis_daily("20250101", "20250228").json()["output2"]
     monthly = frozen_sim.kis_daily("20250101", "20250228", "M").json()["output2"]
-    assert [row["stck_bsop_date"] for row in monthly] == [
-        "20250203",
-        "20250101",
-    ]  # no holiday calendar by default
+    # Dated by their first trading day: 1 January is a KRX holiday, 2 January opens the year.
+    assert [row["stck_bsop_date"] for row in monthly] == ["20250203", "20250102"]
     february = [row for row in daily if row["stck_bsop_date"].startswith("202502")]
     assert monthly[0]["stck_clpr"] == february[0]["stck_clpr"]
     assert monthly[0]["stck_oprc"] == february[-1]["stck_oprc"]
     assert int(monthly[0]["acml_vol"]) == sum(int(r["acml_vol"]) for r in february)
     assert int(monthly[0]["stck_hgpr"]) == max(int(r["stck_hgpr"]) for r in february)
     weekly = frozen_sim.kis_daily("20250303", "20250314", "W").json()["output2"]
-    assert [row["stck_bsop_date"] for row in weekly] == ["20250310", "20250303"]
+    # 3 March 2025 is a KRX holiday (the substitute for 1 March), so that week starts on the 4th.
+    assert [row["stck_bsop_date"] for row in weekly] == ["20250310", "20250304"]
     yearly = frozen_sim.kis_daily("20250101", "20250321", "Y").json()["output2"]
     assert len(yearly) == 1
     recent = frozen_sim.kis_get(

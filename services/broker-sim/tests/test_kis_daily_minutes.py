@@ -28,8 +28,9 @@ ROW_KEYS = [
     "cntg_vol",
     "acml_tr_pbmn",
 ]
-# The simulator's session: a bar for every minute 09:00..15:29 and the 15:30 closing print.
-SESSION_MINUTES = [f"{m // 60:02d}{m % 60:02d}00" for m in range(9 * 60, 15 * 60 + 31)]
+# A regular KRX session: a bar for every minute of continuous trading (09:00..15:19), none in
+# the closing auction, and the 15:30 closing print.
+SESSION_MINUTES = [f"{m // 60:02d}{m % 60:02d}00" for m in range(9 * 60, 15 * 60 + 20)] + ["153000"]
 
 
 class SimHarness(Protocol):
@@ -131,7 +132,7 @@ def test_the_official_backtesters_walk_covers_the_day_once(frozen_sim: SimHarnes
         if len(rows) < 120 or hour <= "090000":
             break
     assert sorted(seen) == SESSION_MINUTES
-    assert calls == 4  # 120, 119, 119 and 33 new rows: each later page repeats its boundary
+    assert calls == 4  # 120, 119, 119 and 23 new rows: each later page repeats its boundary
 
 
 @pytest.mark.anyio
@@ -169,7 +170,7 @@ async def test_the_hubs_next_key_walks_a_past_day_back_to_the_open(
             next_key = reply.next_key
     minutes = [minute for page in pages for minute in page]
     assert minutes == SESSION_MINUTES[::-1], "every minute once, newest first"
-    assert [len(page) for page in pages] == [120, 120, 120, 31]
+    assert [len(page) for page in pages] == [120, 120, 120, 21]
 
 
 def _rows_of(body: bytes) -> list[dict[str, str]]:

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from apihub_marketdata import krx_calendar
+
 CHART = "/api/dostk/chart"
 
 
@@ -134,7 +136,8 @@ def test_minute_bars_match_kis_and_aggregate_ticks(frozen_sim: SimHarness) -> No
     assert today[-1]["cntr_tm"] == "20250321090000"
     assert len({row["cntr_tm"][:8] for row in kiwoom}) == 5  # intraday history days
     friday = [row for row in kiwoom if row["cntr_tm"].startswith("20250320")]
-    assert len(friday) == 391
+    assert len(friday) == 381  # 09:00 .. 15:19 and the 15:30 closing auction
+    assert [row["cntr_tm"][8:] for row in friday[:3]] == ["153000", "151900", "151800"]
     kis = frozen_sim.kis_minutes("130000").json()["output2"]
     for kis_row, kw_row in zip(kis, today, strict=False):
         assert kw_row["cntr_tm"][8:] == kis_row["stck_cntg_hour"]
@@ -200,10 +203,12 @@ def test_daily_chart_walk_and_consistency(make_sim: Callable[..., SimHarness]) -
     assert [len(page) for page in pages][:-1] == [100] * (len(pages) - 1)
     rows = [row for page in pages for row in page]
     dates = [row["dt"] for row in rows]
-    # Every weekday (no holidays are configured) back to the first of the 300 days of history.
+    # Every KRX trading day back to the first of the 300 days of history.
     today = date(2025, 3, 21)
-    history = (today - timedelta(days=n) for n in range(301))
-    assert dates == [day.strftime("%Y%m%d") for day in history if day.weekday() < 5]
+    sessions = krx_calendar().sessions(today - timedelta(days=300), today)
+    assert dates == [session.day.strftime("%Y%m%d") for session in reversed(sessions)]
+    assert "20250101" not in dates
+    assert "20250102" in dates
     for newer, older in itertools.pairwise(rows):
         assert int(newer["pred_pre"]) == int(newer["cur_prc"]) - int(older["cur_prc"])
     kis = frozen_sim.kis_daily("20250101", "20250321").json()["output2"]
@@ -218,8 +223,11 @@ def test_daily_chart_walk_and_consistency(make_sim: Callable[..., SimHarness]) -
     yesterday = rows[1]
     assert _price(minutes[0]["cur_prc"]) == int(yesterday["cur_prc"])
     assert sum(int(r["trde_qty"]) for r in minutes) == int(yesterday["trde_qty"])
-    older = frozen_sim.kiwoom(CHART, "ka10081", {**body, "base_dt": "20250101"}).json()
-    assert older["stk_dt_pole_chart_qry"][0]["dt"] == "20250101"
+    older = frozen_sim.kiwoom(CHART, "ka10081", {**body, "base_dt": "20250102"}).json()
+    assert older["stk_dt_pole_chart_qry"][0]["dt"] == "20250102"
+    # A base_dt the market is closed on starts at the trading day before it (12-31 is closed).
+    closed = frozen_sim.kiwoom(CHART, "ka10081", {**body, "base_dt": "20250101"}).json()
+    assert closed["stk_dt_pole_chart_qry"][0]["dt"] == "20241230"
 
 
 def test_request_errors(frozen_sim: SimHarness) -> None:

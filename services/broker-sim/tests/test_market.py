@@ -9,17 +9,21 @@ import pytest
 from apihub_broker_sim import KST
 from apihub_broker_sim import _market as market_module
 from apihub_broker_sim._krx import (
+    MarketCalendar,
+    SessionHours,
     ceil_to_grid,
     floor_to_grid,
     index_to_price,
-    is_trading_day,
-    prev_trading_day,
     price_limits,
     price_to_index,
     round_to_grid,
     tick_size,
 )
 from apihub_broker_sim._market import Market, aggregate
+from apihub_marketdata import TradingCalendar, krx_calendar
+
+REGULAR_MINUTES = [9 * 3600 + 60 * m for m in range(380)] + [15 * 3600 + 30 * 60]
+"""Bar starts of a regular day: 09:00 .. 15:19, then the 15:30 closing print."""
 
 
 @pytest.mark.parametrize(
@@ -58,13 +62,28 @@ def test_grid_index_round_trips_and_rounding_stays_on_grid() -> None:
     assert price_limits(72_100) == (50_500, 93_700)  # ±30 %: stck_llam / stck_mxpr of a 72,100 base
 
 
-def test_calendar_hook() -> None:
+def test_the_calendar_is_krxs_plus_the_configured_closures() -> None:
     friday, saturday, monday = date(2025, 3, 21), date(2025, 3, 22), date(2025, 3, 24)
-    assert is_trading_day(friday)
-    assert not is_trading_day(saturday)
-    assert not is_trading_day(friday, {friday})
-    assert prev_trading_day(monday) == friday
-    assert prev_trading_day(monday, {friday}) == date(2025, 3, 20)
+    krx = MarketCalendar(krx_calendar())
+    regular = krx.hours(friday)
+    assert regular == SessionHours(9 * 3600, 15 * 3600 + 30 * 60)
+    assert (regular.auction_s, regular.continuous_minutes) == (15 * 3600 + 20 * 60, 380)
+    assert not krx.is_trading_day(saturday)
+    assert krx.prev_trading_day(monday) == friday
+    # KRX closures: New Year's Day, the 12-31 closure, an ad-hoc holiday (2025-01-27).
+    for closed in (date(2025, 1, 1), date(2024, 12, 31), date(2025, 1, 27)):
+        assert not krx.is_trading_day(closed), closed
+    assert krx.prev_trading_day(date(2025, 1, 2)) == date(2024, 12, 30)
+    # The year's first session opens at 10:00; the exam day runs 10:00-16:30.
+    assert krx.hours(date(2025, 1, 2)) == SessionHours(10 * 3600, 15 * 3600 + 30 * 60)
+    assert krx.hours(date(2025, 11, 13)) == SessionHours(10 * 3600, 16 * 3600 + 30 * 60)
+    # SimConfig.holidays close more days on top.
+    extra = MarketCalendar(krx_calendar(), frozenset({friday}))
+    assert not extra.is_trading_day(friday)
+    assert extra.prev_trading_day(monday) == date(2025, 3, 20)
+    # Any TradingCalendar will do: an empty one is plain weekdays, 09:00-15:30.
+    weekdays = MarketCalendar(TradingCalendar([], first=date(2000, 1, 1), last=date(2000, 1, 1)))
+    assert weekdays.is_trading_day(date(2025, 1, 1))
 
 
 def test_ticks_aggregate_exactly_into_minutes_and_the_day() -> None:
@@ -72,8 +91,11 @@ def test_ticks_aggregate_exactly_into_minutes_and_the_day() -> None:
     day = date(2025, 3, 20)
     tape = market.tape("005930", day)
     bars = tape.minute_bars
-    assert len(bars) == 391  # 09:00 .. 15:29 plus the 15:30 closing print
-    assert [bar.start_s for bar in bars] == [9 * 3600 + 60 * m for m in range(391)]
+    assert len(bars) == 381  # 09:00 .. 15:19 plus the 15:30 closing print
+    assert [bar.start_s for bar in bars] == REGULAR_MINUTES
+    # The closing auction: nothing prints from 15:20:00 until the 15:30:00 close.
+    assert [s for s in tape.secs if s >= 15 * 3600 + 20 * 60] == [15 * 3600 + 30 * 60]
+    assert tape.secs[0] == 9 * 3600
     for bar, end in zip(bars, tape.minute_ends, strict=True):
         first = end - bar.ticks
         prices = tape.prices[first:end]
@@ -89,6 +111,21 @@ def test_ticks_aggregate_exactly_into_minutes_and_the_day() -> None:
     assert daily.close == tape.prices[-1] == market.close("005930", day)
     lower, upper = price_limits(tape.prev_close)
     assert lower <= daily.low <= daily.high <= upper
+
+
+@pytest.mark.parametrize(
+    "day",
+    [date(2025, 3, 20), date(2025, 1, 2), date(2025, 11, 13), date(2026, 1, 2)],
+)
+def test_minute_bars_are_the_calendars_expected_minutes(day: date) -> None:
+    # Regular, the year's first session (10:00-15:30), the exam day (10:00-16:30).
+    tape = Market(seed=5).tape("005930", day)
+    expected = [m.hour * 3600 + m.minute * 60 for m in krx_calendar().expected_minutes(day)]
+    assert [bar.start_s for bar in tape.minute_bars] == expected
+    hours = krx_calendar().session(day)
+    assert hours is not None
+    assert tape.secs[0] == hours.open.hour * 3600 + hours.open.minute * 60
+    assert tape.secs[-1] == hours.close.hour * 3600 + hours.close.minute * 60
 
 
 def test_daily_bars_chain_through_previous_close() -> None:
@@ -131,6 +168,14 @@ def test_session_as_of() -> None:
     before_open = datetime(2025, 3, 21, 8, 59, 59, tzinfo=KST)
     assert market.session(before_open) == (date(2025, 3, 20), 55800)
     assert market.session(datetime(2025, 3, 23, 12, 0, tzinfo=KST)) == (friday, 55800)
+    # A 10:00 open: at 09:30 the last session is still the previous one (12-31 is closed).
+    first = date(2025, 1, 2)
+    assert market.session(datetime(2025, 1, 2, 9, 30, tzinfo=KST)) == (date(2024, 12, 30), 55800)
+    assert market.session(datetime(2025, 1, 2, 10, 0, 5, tzinfo=KST)) == (first, 36005)
+    # The exam day closes at 16:30.
+    exam = date(2025, 11, 13)
+    assert market.session(datetime(2025, 11, 13, 16, 0, tzinfo=KST)) == (exam, 57600)
+    assert market.session(datetime(2025, 11, 13, 17, 0, tzinfo=KST)) == (exam, 59400)
 
 
 def test_a_day_is_generated_once_and_closes_need_no_ticks(
@@ -151,7 +196,7 @@ def test_a_day_is_generated_once_and_closes_need_no_ticks(
     days = [date(2024, 1, 1) + timedelta(days=offset) for offset in range(10)]
     tapes = [market.tape("373220", day) for day in days]
     assert built == days
-    assert all(len(tape.prices) <= 390 * 30 + 1 for tape in tapes), "≤ 30 prints a minute"
+    assert all(len(tape.prices) <= 380 * 30 + 1 for tape in tapes), "≤ 30 prints a minute"
     assert all(market.tape("373220", day) is tape for day, tape in zip(days, tapes, strict=True))
     assert built == days, "asked again: served from the cache"
     closes = [market.close("373220", date(2023, 1, 2) + timedelta(days=n)) for n in range(200)]

@@ -40,6 +40,7 @@ def test_starts_with_a_reset_simulator(sim, sim_url, tmp_path_factory):
 """
 
 
+@pytest.mark.timeout(120)  # a fresh interpreter builds the KRX calendar (seconds) first
 def test_sim_url_is_the_reset_simulator(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(test_inner=textwrap.dedent(INNER_TESTS))
@@ -51,7 +52,7 @@ def test_sim_url_is_the_reset_simulator(pytester: pytest.Pytester) -> None:
         "error",
         "test_inner.py::test_leaves_state_behind",
         "test_inner.py::test_starts_with_a_reset_simulator",
-        timeout=20,
+        timeout=90,
     )
     result.assert_outcomes(passed=2)
 

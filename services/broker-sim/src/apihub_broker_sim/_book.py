@@ -7,12 +7,15 @@ orders and fills all answer from one ledger that agrees with the market data.
 
 How an order fills (deterministic, whole quantity at once):
 
-- an order works in one session: the day it is placed when that is a trading day before the
-  15:30 close, otherwise the next trading day; what is left at that close expires;
+- an order works in one session (the KRX calendar's hours, see ``_krx``): the day it is
+  placed when that is a trading day before its close, otherwise the next trading day; what is
+  left at that close expires;
 - a market order fills at the first print at or after it starts working, a limit buy at the
   first print at or below its price (at its price), a limit sell at the first print at or
-  above it. Fills are worked out lazily, as of the simulated "now" of each inquiry, so moving
-  the clock forward fills resting orders;
+  above it. An order that meets the last print fills on arrival only in continuous trading;
+  one placed during the closing auction (the last ten minutes) waits for the closing print.
+  Fills are worked out lazily, as of the simulated "now" of each inquiry, so moving the clock
+  forward fills resting orders;
 - a modify moves the remainder of an open order to a new order number with the new terms
   (``orgn`` points back); a cancel records a cancel order and takes the remainder off. A
   filled or expired remainder cannot be modified or cancelled.
@@ -31,7 +34,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ._clock import KST, SimClock
-from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S, price_limits
+from ._krx import REGULAR_HOURS, price_limits, second_of_day
 from ._market import Market
 
 __all__ = ["AccountBook", "BookOrder", "Holding", "OrderRejected", "Side"]
@@ -328,8 +331,8 @@ class AccountBook:
     def _working_day(self, now: datetime) -> date:
         local = now.astimezone(KST)
         day = local.date()
-        second = local.hour * 3600 + local.minute * 60 + local.second
-        if self._market.is_trading_day(day) and second < SESSION_CLOSE_S:
+        hours = self._market.hours(day)
+        if hours is not None and _second(local) < hours.close_s:
             return day
         day += timedelta(days=1)
         while not self._market.is_trading_day(day):
@@ -340,21 +343,22 @@ class AccountBook:
         """The seconds of ``order.working_day`` in which it can fill as of ``now``."""
         local_now = now.astimezone(KST)
         placed = order.placed_at.astimezone(KST)
-        start = SESSION_OPEN_S
+        hours = self._market.hours(order.working_day) or REGULAR_HOURS
+        start = hours.open_s
         if placed.date() == order.working_day:
-            start = max(start, placed.hour * 3600 + placed.minute * 60 + placed.second)
+            start = max(start, _second(placed))
         if local_now.date() < order.working_day:
             return None
-        end = SESSION_CLOSE_S
+        end = hours.close_s
         if local_now.date() == order.working_day:
-            end = min(end, local_now.hour * 3600 + local_now.minute * 60 + local_now.second)
+            end = min(end, _second(local_now))
         return (start, end) if start <= end else None
 
     def _expired(self, order: BookOrder, now: datetime) -> bool:
         local = now.astimezone(KST)
-        second = local.hour * 3600 + local.minute * 60 + local.second
         return local.date() > order.working_day or (
-            local.date() == order.working_day and second >= SESSION_CLOSE_S
+            local.date() == order.working_day
+            and _second(local) >= self._market.close_s(order.working_day)
         )
 
     def _fill(self, book: _Account, order: BookOrder, now: datetime) -> None:
@@ -381,8 +385,13 @@ class AccountBook:
         """Fill an order that meets the last print on arrival, at that price (it takes the
         resting quantity there); returns whether it filled."""
         local = now.astimezone(KST)
-        second = local.hour * 3600 + local.minute * 60 + local.second
-        if order.working_day != local.date() or not SESSION_OPEN_S <= second < SESSION_CLOSE_S:
+        second = _second(local)
+        hours = self._market.hours(local.date())
+        # In the closing auction there is no continuous trading to meet: the order waits for
+        # the closing print (``_fill``).
+        if order.working_day != local.date() or hours is None:
+            return False
+        if not hours.open_s <= second < hours.auction_s:
             return False
         tape = self._market.tape(order.symbol, local.date())
         count = tape.tick_count(second)
@@ -498,3 +507,9 @@ def _copy(order: BookOrder) -> BookOrder:
 
 def _symbol(holding: Holding) -> str:
     return holding.symbol
+
+
+def _second(moment: datetime) -> int:
+    """Seconds after midnight KST of ``moment``."""
+    local = moment.astimezone(KST)
+    return second_of_day(local.hour, local.minute, local.second)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from apihub_marketdata import TradingCalendar
+
 __all__ = ["SimConfig"]
 
 
@@ -49,7 +51,9 @@ class SimConfig:
             stay in real time.
         apps: If given, the only valid appkey -> secret pairs (both brokers); otherwise any
             non-empty pair is accepted.
-        holidays: Extra non-trading days on top of weekends (the holiday-calendar hook).
+        calendar: The trading calendar (an ``apihub_marketdata.TradingCalendar``): trading
+            days and session hours. ``None`` is the KRX calendar, ``krx_calendar()``.
+        holidays: Extra non-trading days on top of the calendar's closures.
         history_days: Calendar days of daily history before the current date.
         kiwoom_intraday_history_days: Trading days of minute and tick history that
             ka10080 / ka10079 page through.
@@ -88,6 +92,7 @@ class SimConfig:
     frozen: bool = False
     clock_rate: float = 1.0
     apps: Mapping[str, str] | None = None
+    calendar: TradingCalendar | None = None
     holidays: frozenset[date] = field(default_factory=frozenset)
     history_days: int = 730
     kiwoom_intraday_history_days: int = 5

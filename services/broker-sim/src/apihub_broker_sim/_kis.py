@@ -62,7 +62,7 @@ from ._kis_common import (
     rejected,
     require,
 )
-from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S, floor_to_grid, tick_size
+from ._krx import floor_to_grid, second_of_day, tick_size
 from ._market import Bar, Market
 from ._quotes import (
     Snapshot,
@@ -466,10 +466,11 @@ def _market_phase(state: SimState, now: datetime) -> str:
     """``new_mkop_cls_code``: ``10`` before the open, ``20`` in the session, ``30`` after
     the close or on a day off (the first digit as the KIS portal describes it)."""
     local = now.astimezone(KST)
-    second = local.hour * 3600 + local.minute * 60 + local.second
-    if not state.market.is_trading_day(local.date()) or second >= SESSION_CLOSE_S:
+    second = second_of_day(local.hour, local.minute, local.second)
+    hours = state.market.hours(local.date())
+    if hours is None or second >= hours.close_s:
         return "30"
-    return "10" if second < SESSION_OPEN_S else "20"
+    return "10" if second < hours.open_s else "20"
 
 
 def _asking_price(state: SimState, params: dict[str, str], now: datetime) -> dict[str, Any]:

@@ -55,7 +55,6 @@ from ._kiwoom_common import (
     request_error,
     required,
 )
-from ._krx import SESSION_CLOSE_S, SESSION_OPEN_S
 from ._market import Bar, aggregate
 from ._quotes import (
     change_sign,
@@ -277,7 +276,7 @@ def _intraday_days(state: SimState, newest: date, now: datetime) -> list[tuple[d
         market.trading_days_desc(newest, market.first_day(now)),
         state.config.kiwoom_intraday_history_days,
     )
-    return [(day, cutoff if day == session_day else SESSION_CLOSE_S) for day in days]
+    return [(day, cutoff if day == session_day else market.close_s(day)) for day in days]
 
 
 def _bar_row(bar: Bar, base: int, stamp: str) -> dict[str, str]:
@@ -307,11 +306,12 @@ def _minute(state: SimState, body: dict[str, str], now: datetime, key: str | Non
     def rows() -> Iterator[tuple[str, dict[str, str]]]:
         for day, cutoff in _intraday_days(state, newest, now):
             tape = market.tape(code, day)
+            opens = tape.hours.open_s  # N-minute bars count from the day's open
             groups: dict[int, list[Bar]] = {}
             for bar in tape.minute_bars_until(cutoff):
-                groups.setdefault((bar.start_s - SESSION_OPEN_S) // (60 * scope), []).append(bar)
+                groups.setdefault((bar.start_s - opens) // (60 * scope), []).append(bar)
             for index in sorted(groups, reverse=True):
-                start = SESSION_OPEN_S + index * 60 * scope
+                start = opens + index * 60 * scope
                 stamp = ymd(day) + hhmmss(start)
                 yield stamp, _bar_row(aggregate(groups[index]), tape.prev_close, stamp)
 

@@ -6,10 +6,12 @@ How a day is made, for one symbol:
    (slow value noise plus a daily shock), so any day's previous close is known without
    generating earlier days.
 2. The **open** is the previous close plus a small seeded gap.
-3. The **ticks** (about 1,400 a day, at least one in every minute from 09:00 to 15:29, plus
-   the 15:30:00 closing print) walk on the KRX price grid from the open to the close: a
-   random walk in grid steps pulled towards the close (a discrete Brownian bridge), clamped
-   to the daily price limits. The last tick is the close.
+3. The **ticks** (about 1,400 a day: the opening print at the open, at least one in every
+   minute of continuous trading, none in the ten-minute closing auction, and the closing
+   print at the close; on a regular day 09:00:00, 09:00–15:19 and 15:30:00) walk on the KRX
+   price grid from the open to the close: a random walk in grid steps pulled towards the
+   close (a discrete Brownian bridge), clamped to the daily price limits. The last tick is
+   the close. Trading days and session hours follow the KRX calendar (``_krx``).
 4. **Minute bars** aggregate ticks, **daily bars** aggregate minute bars, weekly and
    monthly bars aggregate daily bars. Nothing is stored that is not derived from ticks,
    so the three levels agree exactly.
@@ -29,21 +31,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
+from apihub_marketdata import TradingCalendar, krx_calendar
+
 from ._clock import KST
 from ._krx import (
-    SESSION_CLOSE_S,
-    SESSION_OPEN_S,
+    REGULAR_HOURS,
+    MarketCalendar,
+    SessionHours,
     index_to_price,
-    is_trading_day,
-    prev_trading_day,
     price_limits,
     price_to_index,
     round_to_grid,
+    second_of_day,
 )
 
 __all__ = ["Bar", "DayTape", "Market", "SymbolInfo", "aggregate", "symbol_info"]
-
-_CONTINUOUS_MINUTES = 390  # 09:00 .. 15:29; 15:30 is the closing auction print
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +133,16 @@ class _Model:
     """The hashable inputs of generation; the lru caches are keyed on it."""
 
     seed: int
-    holidays: frozenset[date]
+    calendar: MarketCalendar
+
+    def hours(self, day: date) -> SessionHours | None:
+        return self.calendar.hours(day)
 
     def is_trading_day(self, day: date) -> bool:
-        return is_trading_day(day, self.holidays)
+        return self.calendar.is_trading_day(day)
 
     def prev_trading_day(self, day: date) -> date:
-        return prev_trading_day(day, self.holidays)
+        return self.calendar.prev_trading_day(day)
 
 
 @lru_cache(maxsize=65_536)
@@ -164,7 +169,11 @@ def _value_noise(seed: int, code: str, period: int, ordinal: int) -> float:
 
 
 class DayTape:
-    """All ticks of one symbol on one trading day, with prefix sums and full minute bars."""
+    """All ticks of one symbol on one trading day, with prefix sums and full minute bars.
+
+    ``hours`` is the session the ticks were made for (for a day the market is closed, the
+    regular one: nothing asks for such a tape but the tests).
+    """
 
     __slots__ = (
         "_minute_bars",
@@ -174,6 +183,7 @@ class DayTape:
         "cum_value",
         "cum_volume",
         "day",
+        "hours",
         "lower",
         "open",
         "prev_close",
@@ -191,9 +201,11 @@ class DayTape:
         prices: list[int],
         volumes: list[int],
         buy: list[bool],
+        hours: SessionHours = REGULAR_HOURS,
     ) -> None:
         """Derive prefix sums and minute bars from the raw tick columns."""
         self.day = day
+        self.hours = hours
         self.prev_close = prev_close
         self.lower, self.upper = price_limits(prev_close)
         self.secs = secs
@@ -288,6 +300,7 @@ class DayTape:
 
 def _build_tape(model: _Model, code: str, day: date) -> DayTape:
     info = symbol_info(model.seed, code)
+    hours = model.hours(day) or REGULAR_HOURS
     prev_close = _close(model, code, model.prev_trading_day(day))
     close = _close(model, code, day)
     lower, upper = price_limits(prev_close)
@@ -295,16 +308,20 @@ def _build_tape(model: _Model, code: str, day: date) -> DayTape:
 
     secs: list[int] = []
     rnd = rng.random
-    for minute in range(_CONTINUOUS_MINUTES):
+    last_minute = hours.continuous_minutes - 1
+    for minute in range(hours.continuous_minutes):
         # More prints near the open and the close, as on the real market.
-        rate = 2.0 * (1.0 + 1.5 * math.exp(-minute / 25.0) + 0.8 * math.exp((minute - 389) / 25.0))
+        rate = 2.0 * (
+            1.0 + 1.5 * math.exp(-minute / 25.0) + 0.8 * math.exp((minute - last_minute) / 25.0)
+        )
         count = min(30, 1 + int(rng.expovariate(1.0 / rate)))
         # One print per equal slot of the minute: distinct and sorted by construction.
         width = 60.0 / count
-        base = SESSION_OPEN_S + 60 * minute
+        base = hours.open_s + 60 * minute
         secs.extend(base + int((slot + rnd()) * width) for slot in range(count))
-    secs[0] = SESSION_OPEN_S  # the opening auction prints at 09:00:00
-    secs.append(SESSION_CLOSE_S)
+    secs[0] = hours.open_s  # the opening auction prints at the open
+    # Continuous trading stops at the closing auction; its single print is the close.
+    secs.append(hours.close_s)
     n = len(secs)
 
     open_price = round_to_grid(prev_close * math.exp(0.004 * _gauss("gap", model.seed, code, day)))
@@ -348,7 +365,7 @@ def _build_tape(model: _Model, code: str, day: date) -> DayTape:
             buy.append(prices[i] > prices[i - 1])
         else:
             buy.append(rng.random() < 0.5)
-    return DayTape(day, prev_close, secs, prices, volumes, buy)
+    return DayTape(day, prev_close, secs, prices, volumes, buy, hours)
 
 
 @lru_cache(maxsize=48)
@@ -383,18 +400,35 @@ def aggregate(bars: list[Bar]) -> Bar:
 
 
 class Market:
-    """Read access to the generated market, always "as of" a simulated instant."""
+    """Read access to the generated market, always "as of" a simulated instant.
+
+    Trading days and hours follow ``calendar`` (default: ``apihub_marketdata.krx_calendar()``,
+    built once per process, a few seconds the first time) with ``holidays`` as extra closures.
+    """
 
     def __init__(
-        self, seed: int, holidays: frozenset[date] = frozenset(), history_days: int = 730
+        self,
+        seed: int,
+        holidays: frozenset[date] = frozenset(),
+        history_days: int = 730,
+        calendar: TradingCalendar | None = None,
     ) -> None:
         """Create a market for ``seed``; ``history_days`` bounds how far back data exists."""
-        self._model = _Model(seed, frozenset(holidays))
+        trading = krx_calendar() if calendar is None else calendar
+        self._model = _Model(seed, MarketCalendar(trading, frozenset(holidays)))
         self.history_days = history_days
 
     def symbol(self, code: str) -> SymbolInfo:
         """Reference data for ``code``."""
         return symbol_info(self._model.seed, code)
+
+    def hours(self, day: date) -> SessionHours | None:
+        """The session hours of ``day`` (``None`` when the market is closed)."""
+        return self._model.hours(day)
+
+    def close_s(self, day: date) -> int:
+        """The second of the closing print of ``day`` (a closed day: the regular close)."""
+        return (self.hours(day) or REGULAR_HOURS).close_s
 
     def is_trading_day(self, day: date) -> bool:
         """Whether the market is open on ``day``."""
@@ -420,23 +454,27 @@ class Market:
         """Return the latest session that has started and how far it has got.
 
         The answer is ``(day, cutoff_s)``: today with the current second while today's
-        session is open or over, otherwise the previous trading day in full. Before 09:00
-        and on non-trading days the market therefore shows the last session.
+        session is open or over (at most its close), otherwise the previous trading day in
+        full (its close). Before the open and on non-trading days the market therefore shows
+        the last session.
         """
         local = now.astimezone(KST)
         day = local.date()
-        second = local.hour * 3600 + local.minute * 60 + local.second
-        if self.is_trading_day(day) and second >= SESSION_OPEN_S:
-            return day, min(second, SESSION_CLOSE_S)
-        return self.prev_trading_day(day), SESSION_CLOSE_S
+        second = second_of_day(local.hour, local.minute, local.second)
+        hours = self.hours(day)
+        if hours is not None and second >= hours.open_s:
+            return day, min(second, hours.close_s)
+        previous = self.prev_trading_day(day)
+        return previous, self.close_s(previous)
 
     def first_day(self, now: datetime) -> date:
         """The oldest date with data (the simulated "listing date")."""
         return now.astimezone(KST).date() - timedelta(days=self.history_days)
 
-    def day_bar(self, code: str, day: date, cutoff_s: int = SESSION_CLOSE_S) -> Bar | None:
-        """The daily bar of ``day`` as of ``cutoff_s`` (``None`` before the first print)."""
-        if cutoff_s >= SESSION_CLOSE_S:
+    def day_bar(self, code: str, day: date, cutoff_s: int | None = None) -> Bar | None:
+        """The daily bar of ``day`` as of ``cutoff_s`` (``None``: the whole day; the bar is
+        ``None`` before the first print)."""
+        if cutoff_s is None or cutoff_s >= self.close_s(day):
             return _full_day_bar(self._model, code, day)
         bars = self.tape(code, day).minute_bars_until(cutoff_s)
         return aggregate(bars) if bars else None
@@ -457,6 +495,6 @@ class Market:
         newest = min(newest, session_day)
         oldest = max(oldest, self.first_day(now))
         for day in self.trading_days_desc(newest, oldest):
-            bar = self.day_bar(code, day, cutoff if day == session_day else SESSION_CLOSE_S)
+            bar = self.day_bar(code, day, cutoff if day == session_day else None)
             if bar is not None:
                 yield bar

@@ -113,7 +113,7 @@ def snapshot(market: Market, code: str, now: datetime) -> Snapshot:
     bar = market.day_bar(code, day, cutoff)
     prev_bar = market.day_bar(code, market.prev_trading_day(day))
     if bar is None or prev_bar is None or count == 0:
-        # session() only returns started sessions, and each opens with a 09:00:00 print.
+        # session() only returns started sessions, and each opens with a print at its open.
         raise RuntimeError(f"no prints for {code} on {day} by {cutoff}")
     lower, upper = price_limits(tape.prev_close)
     return Snapshot(

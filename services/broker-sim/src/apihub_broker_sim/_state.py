@@ -54,7 +54,9 @@ class SimState:
         are kept in ``state_file`` across restarts when one is given."""
         self.config = config
         self.clock = clock
-        self.market = Market(config.seed, frozenset(config.holidays), config.history_days)
+        self.market = Market(
+            config.seed, frozenset(config.holidays), config.history_days, config.calendar
+        )
         self.tokens = TokenStore(config, clock, state_file)
         self.faults = FaultBook()
         seed = config.seed if config.conditions_seed is None else config.conditions_seed
