@@ -172,8 +172,13 @@ class ApihubUp:
 @pytest.fixture
 def up_env(redis_url: str, sim_url: str, hub_namespace: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "APIHUB_CONFIG"}}
+    # The load is the callers' own: the services that make calls of their own (the sentinel's
+    # backfills, the collector's polls) are off, so "nothing left pending" means the load.
+    config = tmp_path / "apihub.toml"
+    config.write_text("[sentinel]\nenabled = false\n\n[collector]\nenabled = false\n")
     env.update(
         {
+            "APIHUB_CONFIG": str(config),
             "REDIS_URL": redis_url,
             "APIHUB_NAMESPACE": hub_namespace,
             "APIHUB_DATA_DIR": str(tmp_path / "hub"),

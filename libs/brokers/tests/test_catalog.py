@@ -13,6 +13,7 @@ KIS_QUOTES = {
     "FHKST01010400": "/uapi/domestic-stock/v1/quotations/inquire-daily-price",
     "FHKST03010100": "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice",
     "FHKST03010200": "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice",
+    "FHKST03010230": "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice",
 }
 KIS_ORDERS = ("TTTC0012U", "TTTC0011U", "TTTC0802U", "TTTC0801U")
 KIS_OTHER_QUOTES = {"FHKST01010200", "CTCA0903R"}
@@ -106,7 +107,7 @@ def test_known_trs_filters_by_provider() -> None:
     every = known_trs()
     kis = known_trs(Provider.KIS)
     kiwoom = known_trs(Provider.KIWOOM)
-    assert len(every) == len(kis) + len(kiwoom) == 32
+    assert len(every) == len(kis) + len(kiwoom) == 33
     assert {s.tr_id for s in kis} == (
         set(KIS_QUOTES) | set(KIS_ORDERS) | KIS_OTHER_QUOTES | set(KIS_ACCOUNT)
     ) | {"TTTC8908R", *KIS_MODIFY}
