@@ -198,11 +198,11 @@ def _status(url: str, settings: Settings) -> None:
     if not jobs:
         out.print("no backfill jobs")
         return
-    table = Table("job", "provider", "symbols", "interval", "range", "status", "pages", "updated")
+    table = Table("provider", "symbols", "interval", "range", "status", "pages", "updated")
+    table.add_column("job", no_wrap=True)
     for job in jobs:
         spec = job.spec
         table.add_row(
-            job.job_id,
             spec.provider,
             ",".join(spec.symbols)[:40],
             spec.interval,
@@ -210,5 +210,6 @@ def _status(url: str, settings: Settings) -> None:
             job.status,
             f"{job.done}/{job.total}" + (f" ({job.failed} failed)" if job.failed else ""),
             datetime.fromtimestamp(job.updated_at_ms / 1000).strftime("%Y-%m-%d %H:%M:%S"),
+            job.job_id,
         )
     out.print(table)

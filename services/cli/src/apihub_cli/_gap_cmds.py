@@ -108,15 +108,16 @@ def gaps_command(
     if not gaps:
         out.print("no open gaps")
         return
-    table = Table("gap", "bars", "first", "last", "attempt", "in flight", "detected")
+    table = Table("bars", "first", "last", "attempt", "in flight", "detected")
+    table.add_column("gap", no_wrap=True)
     for gap in gaps:
         table.add_row(
-            gap.gap_id,
             str(len(gap.bars)),
             gap.first.strftime("%Y-%m-%d %H:%M"),
             gap.last.strftime("%H:%M"),
             str(gap.attempt),
             str(len(gap.requests)),
             datetime.fromtimestamp(gap.detected_at_ms / 1000).strftime("%H:%M:%S"),
+            gap.gap_id,
         )
     out.print(table)

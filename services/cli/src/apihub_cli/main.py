@@ -543,12 +543,32 @@ def sim_command(
             '"jitter_ms": 30}}\' (repeatable; see the simulator README).',
         ),
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN", help="Simulated time to start at, ISO (KST without an offset)."
+        ),
+    ] = None,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Keep the clock still until it is set or advanced.")
+    ] = False,
+    clock_rate: Annotated[
+        float,
+        typer.Option(
+            metavar="X", help="Simulated seconds per real second (rate limits stay real time)."
+        ),
+    ] = 1.0,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the KIS + Kiwoom broker simulator alone (Ctrl-C to stop)."""
     configure_logging(log_level)
     from apihub_broker_sim import SimConfig, SimServer
 
+    if not 0 < clock_rate <= 1000:
+        _fail(
+            f"--clock-rate must be above 0 and at most 1000, not {clock_rate}",
+            code=ExitCode.USAGE,
+        )
     try:
         conditions = tuple(json.loads(text) for text in condition or ())
         config = SimConfig(
@@ -556,6 +576,9 @@ def sim_command(
             kis_rate_limit_per_s=kis_rate_limit,
             kiwoom_rate_limit_per_s=kiwoom_rate_limit,
             conditions=conditions,
+            start_time=datetime.fromisoformat(start) if start else None,
+            frozen=frozen,
+            clock_rate=clock_rate,
         )
     except ValueError as exc:
         _fail(f"bad simulator option: {exc}", code=ExitCode.USAGE)
