@@ -8,6 +8,8 @@ import threading
 from datetime import date, datetime
 from pathlib import Path
 
+import anyio
+import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
@@ -152,3 +154,32 @@ def test_an_iso_market_time_is_kst_unless_it_says_otherwise() -> None:
     )
     with pytest.raises(ValueError, match="market-time"):
         market_start("soon", CAL, now)
+
+
+def test_break_and_clear_reach_the_hubs_simulator(
+    redis_url: str, hub_env: dict[str, str], hub_namespace: str, sim_url: str
+) -> None:
+    keys = Keys(hub_namespace)
+    code, output = run("market", "break", "005930", env=hub_env)
+    assert code == ExitCode.CONFIGURATION
+    assert "no simulator" in output
+
+    async def advertise() -> None:
+        redis = aioredis.Redis.from_url(redis_url)
+        try:
+            await redis.set(keys.simulator, sim_url)
+        finally:
+            await redis.aclose()
+
+    anyio.run(advertise)
+    code, output = run("market", "break", "005930", "000660", "--minutes", "3", env=hub_env)
+    assert code == 0, output
+    (outage,) = httpx.get(f"{sim_url}/__sim/conditions", timeout=10).json()["outage"]
+    assert sorted(outage["symbols"]) == ["000660", "005930"]
+    assert run("market", "break", "005930", "--minutes", "0", env=hub_env)[0] == ExitCode.USAGE
+    code, output = run("market", "status", env=hub_env)
+    assert code == 0
+    assert "open gaps: 0" in output
+    assert "wall clock" in output
+    assert run("market", "clear", env=hub_env)[0] == 0
+    assert httpx.get(f"{sim_url}/__sim/conditions", timeout=10).json()["outage"] == []

@@ -197,6 +197,12 @@ class Keys:
         return f"{self.namespace}:collector"
 
     @property
+    def simulator(self) -> str:
+        """String: the base URL of the broker simulator ``apihub up`` embeds (absent without
+        one), so ``apihub market break`` can reach it."""
+        return f"{self.namespace}:simulator"
+
+    @property
     def market_clock(self) -> str:
         """Hash describing the market's clock when it is not the wall clock (the simulator's,
         published by ``apihub up``): ``market_ms``, ``wall_ms``, ``rate``, ``frozen``."""

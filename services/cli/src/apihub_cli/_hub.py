@@ -100,6 +100,7 @@ class Hub:
         reconciler: Reconciler,
         market: Sequence[_Runnable] = (),
         clock: SimClock | None = None,
+        sim_url: str | None = None,
     ) -> None:
         self.settings = settings
         self._keeper = keeper
@@ -107,6 +108,7 @@ class Hub:
         self._reconciler = reconciler
         self._market = tuple(market)
         self._clock = clock
+        self.sim_url = sim_url
         self._stopping = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -114,12 +116,25 @@ class Hub:
         async with anyio.create_task_group() as services:
             if self._clock is not None:
                 await services.start(self._publish_clock, self._clock)
+            await self._advertise_simulator()
             await services.start(self._keeper.run)
             await services.start(self._dispatch)
             await services.start(self._reconciler.run)
             for service in self._market:
                 await services.start(service.run)
             task_status.started()
+
+    async def _advertise_simulator(self) -> None:
+        assert self.settings.redis_url is not None  # noqa: S101 - open_hub sets it
+        redis = redis_client(self.settings.redis_url, max_connections=1)
+        keys = Keys(self.settings.namespace)
+        try:
+            if self.sim_url:
+                await redis.set(keys.simulator, self.sim_url)
+            else:
+                await redis.delete(keys.simulator)
+        finally:
+            await redis.aclose()
 
     async def _publish_clock(
         self, clock: SimClock, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -189,6 +204,7 @@ async def open_hub(
     try:
         async with AsyncExitStack() as stack:
             sim_clock: SimClock | None = None
+            sim_url: str | None = None
             if force_sim or needs_simulator(settings):
                 calendar = krx_calendar(settings.market.calendar_override)
                 start = market_start(market_time, calendar, datetime.now(KST))
@@ -202,6 +218,7 @@ async def open_hub(
                 if clock_rate != 1.0:
                     sim.clock.set_rate(clock_rate)
                 sim_clock = sim.clock
+                sim_url = str(sim.url).rstrip("/")
                 settings = settings.with_demo_base_url(sim.url)
                 announce(f"broker simulator (KIS + Kiwoom) at {sim.url}")
                 if start is not None or clock_rate != 1.0:
@@ -229,7 +246,7 @@ async def open_hub(
                 if settings.collector.enabled:
                     collector = open_collector(settings, drain_grace_s=2.0)
                     services.append(await stack.enter_async_context(collector))
-            yield Hub(settings, keeper, dispatcher, reconciler, services, sim_clock)
+            yield Hub(settings, keeper, dispatcher, reconciler, services, sim_clock, sim_url)
     finally:
         if embedded is not None:
             embedded.stop()

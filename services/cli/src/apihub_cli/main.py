@@ -741,6 +741,7 @@ from . import (  # noqa: E402, F401
     _backfill_cmds,
     _collector_cmds,
     _gap_cmds,
+    _market_cmds,
 )
 
 
