@@ -51,7 +51,7 @@ import anyio
 import httpx
 import msgspec
 import redis
-from _harness import Child, child_env, console, percentile
+from _harness import Child, child_env, console, percentile, wait_for_group
 
 from apihub_archive import ArchiveBusy, ArchiveStore, Item, Observation, read_candles
 from apihub_archiver import GROUP, project, rebuild_archive
@@ -261,14 +261,17 @@ def phase_archiver(
                 continue
             waits.append((time.perf_counter() - t0) * 1000)
 
-    started = time.perf_counter()
     child = Child(
         "archiver", [sys.executable, "-m", "apihub_archiver"], env, workdir / f"{namespace}.log"
     )
     reader = threading.Thread(target=read_loop, daemon=True)
-    if readers:
-        reader.start()
     try:
+        # From the moment its group exists (process start, imports and opening the archive
+        # are not ingest).
+        wait_for_group(child, url, keys.responses, GROUP)
+        started = time.perf_counter()
+        if readers:
+            reader.start()
         deadline = time.monotonic() + 600
         while not settled(client, keys.responses, last):
             if not child.alive() or time.monotonic() > deadline:

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -41,15 +41,14 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from apihub_marketdata import KST, Candle, MarketData
+from apihub_marketdata import MarketData
 
 from ._access import WriterLock, first_line, is_busy, poll_pause, readers_waiting
 from ._errors import ArchiveBusy, ArchiveCorrupt, ArchiveError, ArchiveWriteError
 from ._jsonl import FileRecord, JsonlFiles
+from ._merge import CandleMerge, observations_table
 from ._schema import (
-    CANDLE_COLUMNS,
     DDL,
-    REVISION_COLUMNS,
     SCHEMA_VERSION,
     SNAPSHOT_COLUMNS,
     TICK_COLUMNS,
@@ -173,23 +172,6 @@ def entry_order(entry: str) -> tuple[int, int]:
 # -- JSONL lines (fixed field order: the archive's line format) ------------------------------------
 
 
-class _CandleLine(msgspec.Struct):
-    provider: str
-    symbol: str
-    interval: str
-    ts: datetime
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int
-    value: int | None
-    source_type: str
-    lineage: str
-    revision: int
-    source_entry: str
-
-
 class _TickLine(msgspec.Struct):
     provider: str
     symbol: str
@@ -229,8 +211,6 @@ _I64 = pa.int64()
 _I32 = pa.int32()
 _TS = pa.timestamp("us")
 
-_CANDLE_TYPES: Final = (_STR, _STR, _STR, _TS, *([_I64] * 6), _STR, _STR, _I32, _STR)
-_REVISION_TYPES: Final = (*_CANDLE_TYPES, _I32, _STR, _STR)
 _TICK_TYPES: Final = (_STR, _STR, _TS, _I32, _I64, _I64, _STR, _STR, _STR)
 _SNAPSHOT_TYPES: Final = (_STR, _STR, _TS, *([_I64] * 7), _STR, _STR, _STR)
 
@@ -302,21 +282,6 @@ def _unregister(con: duckdb.DuckDBPyConnection, view: str) -> None:
 
 
 # -- the store -------------------------------------------------------------------------------------
-
-
-_INSERTED: Final = 1
-_REVISED: Final = 2
-
-
-@dataclass
-class _Group:
-    """One coverage group of a batch: its bars, what its observations did to each (created or
-    revised it), its request ids and its newest entry."""
-
-    bars: set[int] = field(default_factory=set)
-    effects: dict[int, int] = field(default_factory=dict)
-    lineage: dict[str, None] = field(default_factory=dict)
-    last_entry: str = ""
 
 
 class ArchiveStore:
@@ -539,9 +504,23 @@ class ArchiveStore:
         fresh = [item for item in ordered if item.entry not in applied]
         observations = [item for item in fresh if isinstance(item, Observation)]
         lines: list[tuple[str, date, bytes]] = []
-        candles = _Candles(con, ordered)
-        candles.load(applied)
-        candles.apply(applied, lines)
+        candles = _Candles(con, ordered, applied)
+        try:
+            return self._apply(con, ordered, fresh, observations, candles, lines, started)
+        finally:
+            candles.close()
+
+    def _apply(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        ordered: list[Item],
+        fresh: list[Item],
+        observations: list[Observation],
+        candles: _Candles,
+        lines: list[tuple[str, date, bytes]],
+        started: float,
+    ) -> WriteReport:
+        candles.apply(lines)
         ticks = _apply_ticks(con, observations, lines)
         snapshots = _apply_snapshots(con, observations, lines)
         rejections = [item for item in ordered if isinstance(item, Rejection)]
@@ -633,173 +612,72 @@ def _source_row(item: Item) -> tuple[str, str, str, int, int, int]:
     )
 
 
-_CANDLE_KEY_TYPES: Final = (_STR, _STR, _STR, _TS)
-_CANDLE_VALUES_SQL: Final = (
-    "t.open, t.high, t.low, t.close, t.volume, t.value, t.source_type, t.lineage, t.revision, "
-    "t.source_entry"
-)
-
-
 class _Candles:
-    """The candle side of one batch: the stored versions of every bar it touches, the merge
-    under the correction rule, the rows to write and the coverage to announce."""
+    """The candle side of one batch (merged in DuckDB, see ``_merge``), with the coverage to
+    announce."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ordered: list[Item]) -> None:
-        self._con = con
-        # Every observation's candles with their wall-time microseconds, computed once.
-        self.observed: list[tuple[Observation, list[tuple[Candle, int]]]] = [
-            (item, [(c, wall_us(c.ts)) for c in item.data.candles])
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, ordered: list[Item], applied: set[str]
+    ) -> None:
+        batch = [
+            (item.entry, item.entry not in applied, item.data.candles)
             for item in ordered
             if isinstance(item, Observation) and item.data.candles
         ]
-        self.current: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
-        self.changed: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
-        self.superseded: list[tuple[Any, ...]] = []
-        self.groups: dict[tuple[str, str, str, str], _Group] = {}
-        self.existed: set[tuple[str, str, str, int]] = set()
-        self.inserted = self.revised = self.unchanged = 0
+        fresh = sum(len(candles) for _entry, is_fresh, candles in batch if is_fresh)
+        self._merge = CandleMerge(con, observations_table(batch), fresh) if batch else None
 
-    def load(self, applied: set[str]) -> None:
-        """Read the stored version of every bar the batch's fresh observations touch."""
-        keys = {
-            (c.provider, c.symbol, c.interval, us)
-            for item, candles in self.observed
-            if item.entry not in applied
-            for c, us in candles
-        }
-        self.current = {
-            row[:4]: row[4:]
-            for row in _lookup(
-                self._con,
-                "candles",
-                ("provider", "symbol", "interval", "ts"),
-                _CANDLE_KEY_TYPES,
-                keys,
-                _CANDLE_VALUES_SQL,
-            )
-        }
-        self.existed = set(self.current)
+    @property
+    def inserted(self) -> int:
+        """Bars new to the archive."""
+        return self._merge.inserted if self._merge else 0
 
-    def apply(self, applied: set[str], lines: list[tuple[str, date, bytes]]) -> None:
-        """Merge every fresh observation in stream order (new versions become rows and JSONL
-        lines) and count every observation's bars into the coverage, applied ones as seen."""
-        current, changed, superseded = self.current, self.changed, self.superseded
-        groups = self.groups
-        encode, line_of, day = _encode, _CandleLine, day_of
-        for item, candles in self.observed:
-            entry = item.entry
-            fresh = entry not in applied
-            group_key: tuple[str, str, str, str] | None = None
-            group = _Group()
-            for c, us in candles:
-                provider, symbol, interval, source_type = (
-                    c.provider,
-                    c.symbol,
-                    c.interval,
-                    c.source_type,
-                )
-                if group_key != (provider, symbol, interval, source_type):
-                    group_key = (provider, symbol, interval, source_type)
-                    group = groups.get(group_key) or groups.setdefault(group_key, _Group())
-                    group.last_entry = entry
-                group.bars.add(us)
-                group.lineage[c.lineage] = None
-                if not fresh:
-                    continue
-                key: tuple[str, str, str, int] = (provider, symbol, interval, us)
-                stored = current.get(key)
-                value = c.value
-                if stored is not None:
-                    if value is None:
-                        value = stored[5]
-                    if (
-                        stored[3] == c.close
-                        and stored[4] == c.volume
-                        and stored[1] == c.high
-                        and stored[2] == c.low
-                        and stored[0] == c.open
-                        and stored[5] == value
-                    ):
-                        self.unchanged += 1
-                        continue
-                    revision = stored[8] + 1
-                    superseded.append((*key, *stored, revision, c.lineage, entry))
-                    if group.effects.get(us) != _INSERTED:
-                        group.effects[us] = _REVISED
-                else:
-                    revision = 1
-                    group.effects[us] = _INSERTED
-                row = (
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.close,
-                    c.volume,
-                    value,
-                    source_type,
-                    c.lineage,
-                    revision,
-                    entry,
-                )
-                current[key] = changed[key] = row
-                ts = c.ts if c.ts.tzinfo is KST else from_wall_us(us)
-                line = line_of(
-                    provider,
-                    symbol,
-                    interval,
-                    ts,
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.close,
-                    c.volume,
-                    value,
-                    source_type,
-                    c.lineage,
-                    revision,
-                    entry,
-                )
-                lines.append(("candles", day(us), encode(line) + _NL))
-        existed = self.existed
-        for changed_key in changed:
-            if changed_key in existed:
-                self.revised += 1
-            else:
-                self.inserted += 1
+    @property
+    def revised(self) -> int:
+        """Stored bars that got a new revision."""
+        return self._merge.revised if self._merge else 0
+
+    @property
+    def unchanged(self) -> int:
+        """Observations that repeated the current version."""
+        return self._merge.unchanged if self._merge else 0
+
+    def apply(self, lines: list[tuple[str, date, bytes]]) -> None:
+        """Merge, and add the new versions' JSONL lines (in stream order) to ``lines``."""
+        if self._merge is None:
+            return
+        self._merge.run()
+        lines.extend(("candles", day, line) for day, line in self._merge.lines)
 
     def store(self) -> None:
-        """Write the new versions and the superseded ones (inside the batch's transaction)."""
-        rows = [(*key, *row) for key, row in self.changed.items()]
-        _insert(self._con, "candles", CANDLE_COLUMNS, _CANDLE_TYPES, rows, replace=True)
-        _insert(
-            self._con,
-            "candle_revisions",
-            REVISION_COLUMNS,
-            _REVISION_TYPES,
-            self.superseded,
-            replace=False,
-        )
+        """Write the new and the superseded versions (inside the batch's transaction)."""
+        if self._merge is not None:
+            self._merge.store()
+
+    def close(self) -> None:
+        """Drop the merge's temporary tables."""
+        if self._merge is not None:
+            self._merge.close()
 
     def coverage(self) -> tuple[Coverage, ...]:
         """Per (provider, symbol, interval, source type): its bars, how many of them its own
         observations created and how many they revised."""
-        out = []
-        for (provider, symbol, interval, source_type), group in sorted(self.groups.items()):
-            effects = list(group.effects.values())
-            out.append(
-                Coverage(
-                    provider=provider,
-                    symbol=symbol,
-                    interval=interval,
-                    source_type=source_type,
-                    bars=tuple(from_wall_us(us) for us in sorted(group.bars)),
-                    inserted=effects.count(_INSERTED),
-                    revised=effects.count(_REVISED),
-                    lineage=tuple(group.lineage),
-                    last_entry=group.last_entry,
-                )
+        if self._merge is None:
+            return ()
+        return tuple(
+            Coverage(
+                provider=provider,
+                symbol=symbol,
+                interval=interval,
+                source_type=source_type,
+                bars=tuple(from_wall_us(us) for us in bars),
+                inserted=int(inserted),
+                revised=int(revised),
+                lineage=tuple(lineage or ()),
+                last_entry=last_entry,
             )
-        return tuple(out)
+            for provider, symbol, interval, source_type, bars, inserted, revised, lineage, last_entry in self._merge.coverage_rows  # noqa: E501
+        )
 
 
 def _apply_ticks(

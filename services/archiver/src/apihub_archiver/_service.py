@@ -83,6 +83,7 @@ class _Ticket:
     entry_id: bytes
     fields: dict[bytes, bytes]
     poison: int = 0
+    size: int = 0
     started: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     taken: bool = False
@@ -173,6 +174,7 @@ class Archiver:
         self._batch_wait_s = max(0.0, archive.batch_wait_ms / 1000)
         self._lock_wait_s = archive.lock_wait_s
         self._queue: list[_Ticket] = []
+        self._queued_bytes = 0
         self._joined = anyio.Event()
         self._stopping = anyio.Event()
         self._writing = False
@@ -270,7 +272,8 @@ class Archiver:
             self.stats.skipped += 1
             await self._redis.xack(self.keys.responses, GROUP, delivery.entry_id)
             return
-        await self._wait_for_batch(_Ticket(delivery, delivery.entry_id, delivery.fields))
+        size = len(delivery.fields.get(_DATA, b""))
+        await self._wait_for_batch(_Ticket(delivery, delivery.entry_id, delivery.fields, size=size))
 
     async def _poison(self, delivery: Delivery) -> None:
         if not delivery.fields:  # deleted or trimmed while pending: nothing to store
@@ -281,11 +284,18 @@ class Archiver:
             delivery.id_text,
             delivery.deliveries,
         )
-        ticket = _Ticket(delivery, delivery.entry_id, delivery.fields, poison=delivery.deliveries)
+        ticket = _Ticket(
+            delivery,
+            delivery.entry_id,
+            delivery.fields,
+            poison=delivery.deliveries,
+            size=len(delivery.fields.get(_DATA, b"")),
+        )
         await self._wait_for_batch(ticket)
 
     async def _wait_for_batch(self, ticket: _Ticket) -> None:
         self._queue.append(ticket)
+        self._queued_bytes += ticket.size
         self._joined.set()
         assert ticket.delivery is not None  # noqa: S101 - a delivery's own ticket
         try:
@@ -295,6 +305,7 @@ class Archiver:
         except BaseException:
             if not ticket.taken:
                 self._queue.remove(ticket)
+                self._queued_bytes -= ticket.size
             raise
         # Its batch is being written: seen through (a failed batch leaves the entry pending,
         # to be taken over by the next batch or reclaimed; the batch logged why).
@@ -330,9 +341,13 @@ class Archiver:
                 continue
             await joined.wait()
         with anyio.move_on_after(self._batch_wait_s):
-            while len(self._queue) < self._batch_max:
+            while not self._full():
                 joined = self._joined = anyio.Event()
                 await joined.wait()
+
+    def _full(self) -> bool:
+        """Whether the queue holds a whole batch (by count or by bytes)."""
+        return len(self._queue) >= self._batch_max or self._queued_bytes >= BATCH_MAX_BYTES
 
     async def _idle(self, joined: anyio.Event) -> None:
         """Keep the database for up to ``batch_wait_ms`` in case the next batch follows at
@@ -387,12 +402,13 @@ class Archiver:
         queue.sort(key=lambda ticket: _id_key(ticket.entry_id))
         size = count = 0
         for ticket in queue[: self._batch_max]:
-            size += len(ticket.fields.get(_DATA, b""))
+            size += ticket.size
             count += 1
             if size >= BATCH_MAX_BYTES:
                 break
         batch = queue[:count]
         del queue[:count]
+        self._queued_bytes -= size
         for ticket in batch:
             ticket.taken = True
             ticket.started.set()
@@ -470,6 +486,7 @@ class Archiver:
             ticket = queued.get(entry_id)
             if ticket is not None:
                 self._queue.remove(ticket)
+                self._queued_bytes -= ticket.size
                 ticket.taken = True
                 ticket.started.set()
                 extra.append(ticket)
