@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 import anyio
+import redis.asyncio as aioredis
 import typer
 from redis.exceptions import RedisError
 from rich.console import Console
@@ -39,6 +40,7 @@ from apihub_marketdata import MarketDataError, krx_calendar
 from apihub_runtime import ExitCode, MarketClock, Settings, exit_code_for
 
 from ._help import Command
+from ._redis_job import redis_job
 from .main import ConfigOption, _fail, _redis_url_for_client, _settings, app
 
 out = Console(highlight=False)
@@ -180,21 +182,10 @@ async def _run_job(url: str, settings: Settings, spec: JobSpec, rate: float) -> 
 
 
 def _status(url: str, settings: Settings) -> None:
-    async def read() -> list[JobRecord]:
-        redis = redis_client(url, max_connections=2)
-        try:
-            return await list_jobs(redis, Keys(settings.namespace))
-        except RedisError as exc:
-            raise HubUnavailable(
-                f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"
-            ) from None
-        finally:
-            await redis.aclose()
+    async def read(redis: aioredis.Redis) -> list[JobRecord]:
+        return await list_jobs(redis, Keys(settings.namespace))
 
-    try:
-        jobs = anyio.run(read)
-    except HubError as exc:
-        _fail(f"{exc.error_class}: {exc}", code=exit_code_for(exc))
+    jobs = redis_job(url, read)
     if not jobs:
         out.print("no backfill jobs")
         return

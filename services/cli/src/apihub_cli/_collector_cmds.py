@@ -7,16 +7,16 @@ import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
+import redis.asyncio as aioredis
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from apihub_core import HubUnavailable, Keys, describe_redis_failure, masked_url, redis_client
+from apihub_core import Keys
 from apihub_runtime import ExitCode, configure_logging, configure_tracing
 
 from ._help import CONTEXT_SETTINGS, Command, Group
+from ._redis_job import redis_job
 from .main import (
     ConfigOption,
     LogLevel,
@@ -90,24 +90,10 @@ def collector_status(
     url = _redis_url_for_client(settings, redis_url)
     from apihub_collector import COUNTERS, CollectorStatus, read_status
 
-    async def run() -> list[CollectorStatus]:
-        try:
-            redis = redis_client(url, max_connections=2)
-        except ValueError as exc:
-            _fail(f"{masked_url(url)!r} is not a Redis URL: {exc}", code=ExitCode.USAGE)
-        try:
-            return await read_status(redis, Keys(settings.namespace))
-        except RedisError as exc:
-            raise HubUnavailable(
-                f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"
-            ) from None
-        finally:
-            await redis.aclose()
+    async def run(redis: aioredis.Redis) -> list[CollectorStatus]:
+        return await read_status(redis, Keys(settings.namespace))
 
-    try:
-        found = anyio.run(run)
-    except HubUnavailable as exc:
-        _fail(f"{exc.error_class}: {exc}", code=ExitCode.HUB_UNAVAILABLE)
+    found = redis_job(url, run)
     if output == "json":
         rows: list[dict[str, Any]] = [
             {

@@ -7,23 +7,18 @@ import sys
 from datetime import datetime
 from typing import Annotated
 
-import anyio
+import redis.asyncio as aioredis
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from apihub_core import (
-    HubError,
-    HubUnavailable,
     Keys,
-    describe_redis_failure,
-    masked_url,
-    redis_client,
 )
-from apihub_runtime import ExitCode, configure_logging, configure_tracing, exit_code_for
+from apihub_runtime import ExitCode, configure_logging, configure_tracing
 
 from ._help import Command
+from ._redis_job import redis_job
 from .main import (
     ConfigOption,
     LogLevel,
@@ -73,23 +68,12 @@ def gaps_command(
     url = _redis_url_for_client(settings, redis_url)
     from apihub_sentinel import Gap, GapStore
 
-    async def read() -> list[Gap]:
-        redis = redis_client(url, max_connections=2)
-        try:
-            store = GapStore(redis, Keys(settings.namespace))
-            found = [await store.load(gid) for gid in await store.due(2**62, limit=1000)]
-            return [gap for gap in found if gap is not None]
-        except RedisError as exc:
-            raise HubUnavailable(
-                f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"
-            ) from None
-        finally:
-            await redis.aclose()
+    async def read(redis: aioredis.Redis) -> list[Gap]:
+        store = GapStore(redis, Keys(settings.namespace))
+        found = [await store.load(gid) for gid in await store.due(2**62, limit=1000)]
+        return [gap for gap in found if gap is not None]
 
-    try:
-        gaps = anyio.run(read)
-    except HubError as exc:
-        _fail(f"{exc.error_class}: {exc}", code=exit_code_for(exc))
+    gaps = redis_job(url, read)
     if output == "json":
         for gap in gaps:
             row = {

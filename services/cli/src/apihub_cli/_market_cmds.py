@@ -10,17 +10,15 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
-import anyio
 import httpx
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 
-from apihub_core import HubError, HubUnavailable, Keys, describe_redis_failure, masked_url
-from apihub_core import redis_client as make_redis
-from apihub_runtime import ExitCode, exit_code_for
+from apihub_core import Keys
+from apihub_runtime import ExitCode
 
 from ._help import CONTEXT_SETTINGS, Command, Group
+from ._redis_job import redis_job
 from .main import ConfigOption, _fail, _redis_url_for_client, _settings, app
 
 market_app = typer.Typer(
@@ -39,30 +37,12 @@ RedisUrl = Annotated[
 ]
 
 
-def _run(url: str, job: Any) -> Any:
-    async def go() -> Any:
-        redis = make_redis(url, max_connections=2)
-        try:
-            return await job(redis)
-        except RedisError as exc:
-            raise HubUnavailable(
-                f"Redis at {masked_url(url)}: {describe_redis_failure(exc)}"
-            ) from None
-        finally:
-            await redis.aclose()
-
-    try:
-        return anyio.run(go)
-    except HubError as exc:
-        _fail(f"{exc.error_class}: {exc}", code=exit_code_for(exc))
-
-
 def _simulator(url: str, keys: Keys) -> str:
     async def read(redis: Any) -> str | None:
         raw = await redis.get(keys.simulator)
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    sim = _run(url, read)
+    sim = redis_job(url, read)
     if not sim:
         _fail(
             "this hub has no simulator to break (`apihub up` with demo credentials embeds one)",
@@ -140,6 +120,6 @@ def market_status(redis_url: RedisUrl = None, config: ConfigOption = None) -> No
             "gap_events": int(await redis.xlen(keys.gaps)),
         }
 
-    facts = _run(url, read)
+    facts = redis_job(url, read)
     for name, value in facts.items():
         sys.stdout.write(f"{name.replace('_', ' ')}: {value}\n")

@@ -52,6 +52,7 @@ from apihub_runtime import (
 )
 
 from ._config_report import config_file, environment, render, report
+from ._failing import err, fail
 from ._help import CONTEXT_SETTINGS, Command, Group
 from ._hub import run_hub
 from ._idle import Idle
@@ -86,7 +87,6 @@ orders_app = typer.Typer(
     cls=Group,
 )
 app.add_typer(orders_app)
-err = Console(stderr=True, highlight=False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -155,8 +155,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _fail(message: str, *, code: ExitCode) -> NoReturn:
-    err.print(f"apihub: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(code)
+    fail(message, code=code)
 
 
 def _redis_url_for_client(settings: Settings, explicit: str | None) -> str:
