@@ -3,6 +3,7 @@ and reading while the writer holds the database (in this process and from anothe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -10,12 +11,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pyarrow.parquet as pq
 import pytest
 
 from apihub_archive import (
     EXPORT_TABLES,
     ArchiveBusy,
+    ArchiveError,
     ArchiveNotFound,
     ArchiveQueryError,
     ArchiveReader,
@@ -23,7 +26,7 @@ from apihub_archive import (
     Observation,
     read_candles,
 )
-from apihub_marketdata import KST, Candle, MarketData
+from apihub_marketdata import KST, Candle, MarketData, Tick
 from apihub_testing import wait_until
 
 START = datetime(2026, 12, 2, 9, 0, tzinfo=KST)
@@ -206,3 +209,56 @@ def test_the_writer_waits_for_readers_then_says_busy(root: Path) -> None:
         archive.close()
         store.connect(wait_s=5)
         assert store.connected
+
+
+def test_a_stale_wish_is_ignored_and_removed(tmp_path: Path) -> None:
+    from apihub_archive._access import WISH_DIR, readers_waiting
+
+    folder = tmp_path / WISH_DIR
+    folder.mkdir()
+    stale = folder / "1-dead.wish"
+    stale.touch()
+    os.utime(stale, (1_000_000, 1_000_000))
+    assert not readers_waiting(tmp_path)
+    assert not stale.exists()
+    assert not readers_waiting(tmp_path / "nowhere")
+
+
+def test_a_file_that_is_no_archive_is_an_archive_error(tmp_path: Path) -> None:
+    (tmp_path / "market.duckdb").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ArchiveError, match="cannot open"):
+        read_candles(tmp_path, "KIS", "005930", "1m", START, START)
+
+
+def test_a_reader_opens_lazily_and_once(root: Path, tmp_path: Path) -> None:
+    archive = ArchiveReader(root)
+    assert archive.query("SELECT count(*) FROM candles")[1] == [(5,)]
+    archive.open()  # already open: nothing happens
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ArchiveError, match="cannot create"):
+        archive.export_parquet(blocker / "out")
+    with pytest.raises(ArchiveQueryError):
+        archive.stream("SELECT * FROM nowhere")
+    archive.close()
+    archive.close()
+
+
+def test_times_in_other_zones_land_on_the_same_kst_bar(tmp_path: Path) -> None:
+    from datetime import UTC
+
+    utc = candle(0, 10).ts.astimezone(UTC)
+    naive = candle(1, 11).ts.replace(tzinfo=None)
+    bars = (
+        msgspec.structs.replace(candle(0, 10), ts=utc),
+        msgspec.structs.replace(candle(1, 11), ts=naive),
+    )
+    tick = Tick(provider="KIS", symbol="005930", ts=utc, price=10, volume=1)
+    with ArchiveStore(tmp_path / "a", fsync=False) as store:
+        store.write([Observation("1-0", MarketData(candles=bars, ticks=(tick,)))])
+    stored = read_candles(
+        tmp_path / "a", "KIWOOM", "005930", "1m", START, START + timedelta(minutes=1)
+    )
+    assert [b.ts for b in stored] == [START, START + timedelta(minutes=1)]
+    with ArchiveReader(tmp_path / "a") as archive:
+        assert archive.query("SELECT ts FROM ticks")[1] == [(datetime(2026, 12, 2, 9, 0),)]

@@ -400,3 +400,65 @@ async def test_an_entry_that_keeps_failing_is_quarantined(
     (event,) = await archive_events(aredis, settings)
     assert (event.reason, event.provider, event.request_id) == ("too_many_deliveries", "KIS", "")
     assert query(settings, "SELECT reason FROM quarantine") == [("too_many_deliveries",)]
+
+
+async def test_a_failed_batch_leaves_its_entries_pending_and_is_retried_in_order(
+    settings: Settings, aredis: aioredis.Redis, answers: Answers, caplog: pytest.LogCaptureFixture
+) -> None:
+    from apihub_archive import ArchiveStore
+
+    failures: list[str] = []
+
+    def fail_once(stage: str) -> None:
+        if stage == "jsonl_appended" and not failures:
+            failures.append(stage)
+            raise OSError("disk full (drill)")
+
+    archive = settings.archive
+    store = ArchiveStore(
+        root_of(settings),
+        database=archive.database,
+        jsonl_max_bytes=archive.jsonl_max_bytes,
+        compress_after_days=archive.compress_after_days,
+        crash_point=fail_once,
+    )
+    caplog.set_level(logging.WARNING, "apihub.archiver")
+    ids = await append(
+        aredis, settings, answers.kis_daily.response("f-1"), answers.kiwoom_daily.response("f-2")
+    )
+    async with running(settings, store=store, reclaim_idle_ms=200) as archiver:
+        await async_wait_until(lambda: archiver.stats.failed_batches == 1, timeout=20)
+        await async_wait_until(lambda: archiver.stats.entries == 2, timeout=20)
+        await async_wait_until(lambda: settled(aredis, settings, ids[-1]), timeout=20)
+    assert "was not archived (ArchiveWriteError" in caplog.text
+    assert query(settings, "SELECT count(DISTINCT provider), max(revision) FROM candles") == [
+        (2, 1)
+    ]
+
+
+async def test_readers_holding_the_archive_pause_archiving_without_losing_anything(
+    settings: Settings, aredis: aioredis.Redis, answers: Answers, caplog: pytest.LogCaptureFixture
+) -> None:
+    patient = replace(settings, archive=replace(settings.archive, lock_wait_s=0.05))
+    caplog.set_level(logging.WARNING, "apihub.archiver")
+    async with running(patient) as archiver:
+        await async_wait_until(lambda: not archiver.store.connected, timeout=20)
+        reader = ArchiveReader(root_of(settings), lock_wait_s=20)
+        await anyio.to_thread.run_sync(reader.open)
+        try:
+            ids = await append(aredis, settings, answers.kis_daily.response("r-1"))
+            await async_wait_until(lambda: "archiving is paused" in caplog.text, timeout=20)
+            assert archiver.stats.entries == 0
+        finally:
+            await anyio.to_thread.run_sync(reader.close)
+        await async_wait_until(lambda: archiver.stats.entries == 1, timeout=20)
+        await async_wait_until(lambda: settled(aredis, settings, ids[-1]), timeout=20)
+
+
+def test_python_m_apihub_archiver_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from apihub_archiver.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["-h"])
+    assert stopped.value.code == 0
+    assert "archiver" in capsys.readouterr().out

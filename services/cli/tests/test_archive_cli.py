@@ -339,3 +339,24 @@ def test_the_archiver_command_runs_and_drains(
     assert child.returncode == 0, "".join(lines)
     assert "archiver stopped" in rest
     assert (tmp_path / "data" / "archive" / "market.duckdb").exists()
+
+
+def test_a_table_shows_dates_bytes_and_at_most_its_row_limit(
+    runner: CliRunner, tmp_path: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apihub_cli import _archive_cmds
+
+    code, out, _ = invoke(
+        runner,
+        tmp_path,
+        "archive",
+        "query",
+        "SELECT body, DATE '2026-12-02' AS day, NULL AS n FROM quarantine",
+    )
+    assert code == ExitCode.OK
+    assert "bytes>" in out
+    assert "2026-12-02" in out
+    monkeypatch.setattr(_archive_cmds, "TABLE_ROWS_MAX", 2)
+    code, out, err = invoke(runner, tmp_path, "archive", "query", "SELECT * FROM range(5)")
+    assert code == ExitCode.OK
+    assert "first 2 rows shown" in err
