@@ -732,3 +732,24 @@ def test_catalog_extension_and_equality() -> None:
     assert "KIS TTTC0012U" in repr(merged)
     with pytest.raises(ValueError, match="defined twice"):
         Catalog([replacement, replacement])
+
+
+# --- paths in market-data sections ------------------------------------------------------------
+
+
+def test_paths_in_toml_become_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = write_toml(
+        tmp_path,
+        '[archive]\ndir = "/srv/market"\n\n[market]\ncalendar_override = "~/days.toml"\n',
+    )
+    settings = load_settings(env={}, config_path=path)
+    assert settings.archive.dir == Path("/srv/market")
+    assert settings.archive.root(Path("ignored")) == Path("/srv/market")
+    assert settings.market.calendar_override == tmp_path / "days.toml"
+
+
+def test_a_path_that_is_no_string_is_a_configuration_error(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "[archive]\ndir = 3\n")
+    with pytest.raises(ConfigurationError, match=r"bad \[archive\] settings: .*\$\.dir"):
+        load_settings(env={}, config_path=path)

@@ -482,9 +482,17 @@ def _section(doc: Mapping[str, Any], name: str, kind: type[_S]) -> _S:
     if unknown:
         raise ConfigurationError(f"unknown [{name}] settings: {', '.join(sorted(unknown))}")
     try:
-        return msgspec.convert(dict(spec), type=kind)
+        return msgspec.convert(dict(spec), type=kind, dec_hook=_path_hook)
     except msgspec.ValidationError as exc:
         raise ConfigurationError(f"bad [{name}] settings: {exc}") from None
+
+
+def _path_hook(kind: type, value: Any) -> Any:
+    # msgspec has no Path type: a path in TOML is a string (``~`` expanded; a relative one is
+    # relative to the working directory, like ``[hub] data_dir``).
+    if kind is Path and isinstance(value, str):
+        return Path(value).expanduser()
+    raise TypeError(f"expected a path string, got {type(value).__name__}")
 
 
 def _catalog(doc: Mapping[str, Any], path: Path | None) -> CatalogSettings:
