@@ -179,7 +179,8 @@ async def test_a_missing_range_becomes_one_gap_and_is_healed_through_the_hub(
     outcome = decode_outcome(fields)
     assert outcome.priority == "backfill"
     assert outcome.tags["gap"] == gap.gap_id
-    assert outcome.params["FID_INPUT_HOUR_1"] == "102900"
+    # The grid's page holding 10:00-10:04: 09:58-10:26 (29 bars a page from the open).
+    assert outcome.params["FID_INPUT_HOUR_1"] == "102600"
     calls = (await sim_admin.get("/__sim/calls", params={"tr_id": "FHKST03010200"})).json()
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
     # A scan after healing finds nothing: the bars are covered.

@@ -6,7 +6,15 @@ from datetime import date, datetime
 
 import pytest
 
-from apihub_backfill import BackfillError, JobSpec, eta_seconds, pages_for, plan_pages, symbols_of
+from apihub_backfill import (
+    PAGE_ROWS,
+    BackfillError,
+    JobSpec,
+    eta_seconds,
+    pages_for,
+    plan_pages,
+    symbols_of,
+)
 from apihub_marketdata import KST, krx_calendar
 
 CAL = krx_calendar()
@@ -14,24 +22,38 @@ TODAY = date(2026, 12, 2)  # a Wednesday
 YESTERDAY = date(2026, 12, 1)
 
 
-def test_kis_today_is_cut_into_pages_of_thirty_ending_at_their_last_bar() -> None:
+def test_kis_today_is_cut_into_pages_of_29_bars_ending_at_their_last_bar() -> None:
     pages = plan_pages("KIS", "005930", "1m", TODAY, TODAY, calendar=CAL, today=TODAY)
     assert {p.tr_id for p in pages} == {"FHKST03010200"}
-    assert [len(p.bars) for p in pages] == [30] * 12 + [21]  # 381 bars: 09:00..15:19 and 15:30
+    assert [len(p.bars) for p in pages] == [29] * 13 + [4]  # 381 bars: 09:00..15:19 and 15:30
     first, last = pages[0], pages[-1]
-    assert first.params["FID_INPUT_HOUR_1"] == "092900"
+    assert first.params["FID_INPUT_HOUR_1"] == "092800"
     assert first.params["FID_ETC_CLS_CODE"] == ""
     assert last.params["FID_INPUT_HOUR_1"] == "153000"
-    assert first.chunk == "FHKST03010200:202612020900-202612020929"
+    assert first.chunk == "FHKST03010200:202612020900-202612020928"
 
 
-def test_kis_past_days_use_the_daily_minute_tr_in_pages_of_120() -> None:
+@pytest.mark.parametrize("day", [TODAY, YESTERDAY])
+def test_every_kis_minute_page_also_returns_the_row_before_its_first_bar(day: date) -> None:
+    # A bar's traded value is the difference of its row's cumulative value and the row before
+    # it: a page whose answer (30 or 120 rows ending at its last bar) held only its own bars
+    # would leave its first bar without a value.
+    minutes = CAL.expected_minutes(day)
+    for page in plan_pages("KIS", "005930", "1m", day, day, calendar=CAL, today=TODAY):
+        rows = PAGE_ROWS[page.tr_id]
+        end = minutes.index(page.last)
+        returned = minutes[max(0, end - rows + 1) : end + 1]
+        assert page.first == minutes[0] or minutes[minutes.index(page.first) - 1] in returned
+        assert set(page.bars) <= set(returned)
+
+
+def test_kis_past_days_use_the_daily_minute_tr_in_pages_of_119_bars() -> None:
     pages = plan_pages("KIS", "005930", "1m", YESTERDAY, YESTERDAY, calendar=CAL, today=TODAY)
     # Cut back from the close, so no page overlaps the next: the morning's first is the short one.
-    assert [(p.tr_id, len(p.bars)) for p in pages] == [("FHKST03010230", 21)] + [
-        ("FHKST03010230", 120)
+    assert [(p.tr_id, len(p.bars)) for p in pages] == [("FHKST03010230", 24)] + [
+        ("FHKST03010230", 119)
     ] * 3
-    assert [p.params["FID_INPUT_HOUR_1"] for p in pages] == ["092000", "112000", "132000", "153000"]
+    assert [p.params["FID_INPUT_HOUR_1"] for p in pages] == ["092300", "112200", "132100", "153000"]
     assert pages[0].params["FID_INPUT_DATE_1"] == "20261201"
     assert pages[0].params["FID_FAKE_TICK_INCU_YN"] == ""
 
@@ -81,10 +103,10 @@ def test_kiwoom_minutes_are_one_page_per_day() -> None:
 
 def test_pages_for_picks_the_pages_that_cover_the_bars() -> None:
     pages = plan_pages("KIS", "005930", "1m", TODAY, TODAY, calendar=CAL, today=TODAY)
-    bars = [datetime(2026, 12, 2, 9, 29, tzinfo=KST), datetime(2026, 12, 2, 9, 30, tzinfo=KST)]
+    bars = [datetime(2026, 12, 2, 9, 28, tzinfo=KST), datetime(2026, 12, 2, 9, 29, tzinfo=KST)]
     assert [p.chunk for p in pages_for(pages, bars)] == [
-        "FHKST03010200:202612020900-202612020929",
-        "FHKST03010200:202612020930-202612020959",
+        "FHKST03010200:202612020900-202612020928",
+        "FHKST03010200:202612020929-202612020957",
     ]
 
 

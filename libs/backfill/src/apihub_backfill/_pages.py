@@ -8,9 +8,11 @@ claim on a page id keeps it from being asked twice at once.
 ==========  ========  ==========================  ===============================================
 provider    interval  TR                          one page
 ==========  ========  ==========================  ===============================================
-KIS         1m        FHKST03010200 (today)       30 bars ending at ``FID_INPUT_HOUR_1``
-KIS         1m        FHKST03010230 (past days)   120 bars of ``FID_INPUT_DATE_1`` ending at
-                                                  ``FID_INPUT_HOUR_1`` (cut back from the close)
+KIS         1m        FHKST03010200 (today)       30 rows ending at ``FID_INPUT_HOUR_1``: 29 bars
+                                                  and the row before them
+KIS         1m        FHKST03010230 (past days)   120 rows of ``FID_INPUT_DATE_1`` ending at
+                                                  ``FID_INPUT_HOUR_1``: 119 bars and the row
+                                                  before them (cut back from the close)
 KIS         1d        FHKST03010100               100 trading days ``FID_INPUT_DATE_1..2``
 KIWOOM      1m        ka10080                     one day (``base_dt``; a page holds ~900 bars)
 KIWOOM      1d        ka10081                     600 trading days ending at ``base_dt``
@@ -153,7 +155,10 @@ def _minute_pages(
     # A past day is complete, so its grid is cut back from the close: every page is full
     # except the morning's first, and no page overlaps another. Today's grid is cut forward
     # from the open, so it stays the same while the day goes on.
-    size = PAGE_ROWS[tr_id]
+    # A page covers one bar less than it returns: its oldest row is only the predecessor that
+    # gives the first covered bar its traded value (a bar's value is the difference of two
+    # rows' cumulative values), so no backfilled bar is left without one.
+    size = PAGE_ROWS[tr_id] - 1
     slices = _slices(minutes, size) if tr_id == KIS_TODAY_MINUTES else _slices_back(minutes, size)
     pages = []
     for chunk in slices:
