@@ -262,6 +262,69 @@ async def test_a_failed_backfill_is_retried_after_its_backoff(
     assert [e.attempt for e in asked if isinstance(e, GapBackfillRequested)] == [1, 2]
 
 
+async def test_a_brokers_refusal_is_asked_again_because_it_can_end(
+    redis: aioredis.Redis,
+    keys: Keys,
+    settings: Settings,
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    market: MarketClock,
+    sim_admin: httpx.AsyncClient,
+) -> None:
+    # The broker refuses the symbol's quotation once (as while it is halted): a permanent
+    # answer for that call, not for the bars.
+    fault = {"match": {"tr_id": "FHKST03010200"}, "count": 1, "action": "quote_refused"}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    hole = [NOW.replace(hour=9, minute=m, second=0) for m in (20, 21)]
+    present = [bar for bar in _morning(NOW - timedelta(minutes=2)) if bar not in hole]
+    await _written(redis, keys, present, "collector")
+    sentinel = _sentinel(redis, hub, settings, market)
+    seen: set[bytes] = set()
+    async with anyio.create_task_group() as tg:
+        await tg.start(sentinel.run)
+        (failed,) = await async_wait_until(
+            lambda: _of(GapBackfillFailed, redis, keys), message="the refusal is seen"
+        )
+        await async_wait_until(lambda: _archive_answers(redis, keys, seen))
+        await async_wait_until(lambda: _of(GapHealed, redis, keys), message="healed")
+        sentinel.stop()
+    assert isinstance(failed, GapBackfillFailed)
+    assert (failed.code, failed.gave_up) == ("MCA05918", False)
+
+
+async def test_a_gap_is_given_up_after_max_attempts(
+    redis: aioredis.Redis,
+    keys: Keys,
+    settings: Settings,
+    hub: HubClient,
+    dispatcher: Dispatcher,
+    market: MarketClock,
+    sim_admin: httpx.AsyncClient,
+) -> None:
+    fault = {"match": {"tr_id": "FHKST03010200"}, "count": 50, "action": "quote_refused"}
+    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
+    hole = [NOW.replace(hour=9, minute=30, second=0)]
+    present = [bar for bar in _morning(NOW - timedelta(minutes=2)) if bar not in hole]
+    await _written(redis, keys, present, "collector")
+    patient = replace(settings, sentinel=replace(settings.sentinel, max_attempts=2))
+    sentinel = _sentinel(redis, hub, patient, market)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sentinel.run)
+        failures = await async_wait_until(
+            lambda: _more_than(1, GapBackfillFailed, redis, keys), message="two tries fail"
+        )
+        await async_wait_until(lambda: _closed(redis, keys), message="the gap is closed")
+        sentinel.stop()
+    assert [(f.attempt, f.gave_up) for f in failures if isinstance(f, GapBackfillFailed)] == [
+        (1, False),
+        (2, True),
+    ]
+    assert await redis.zcard(keys.open_gaps) == 0
+    assert len(await _of(GapBackfillRequested, redis, keys)) == 2
+    # Given up, not forgotten: the next scan does not open the same bars again.
+    assert await sentinel.scan() == []
+
+
 async def test_bars_the_broker_does_not_have_are_confirmed_empty_not_asked_forever(
     redis: aioredis.Redis,
     keys: Keys,

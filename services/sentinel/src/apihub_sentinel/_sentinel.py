@@ -87,7 +87,11 @@ LOCK_MS: Final = 30_000
 CATCH_UP_WAIT_S: Final = 60.0
 OUTCOME_LOCK_WAIT_S: Final = 10.0
 _GAP_TAG: Final = b'"gap":'
-_RETRYABLE: Final = frozenset({"transient", "rate_limited", "timeout", "unavailable"})
+_HOPELESS: Final = frozenset({"invalid"})
+"""Failures a retry of the same page cannot mend (the hub refused the request itself). A
+broker's refusal (``permanent``, e.g. a symbol's quotation refused while it is halted) or a
+token trouble (``auth``) can end, so those are asked again with backoff like the transient
+ones, up to ``max_attempts``."""
 
 ClockSource = Callable[[], Awaitable[MarketClock]]
 Series = tuple[str, str, Interval]
@@ -625,7 +629,7 @@ class Sentinel:
     async def _failed(self, gap: Gap, page: Page | None, outcome: RequestFailed) -> None:
         if page is not None:
             await self.claims.release(page, gap.gap_id)
-        gave_up = outcome.error_class not in _RETRYABLE or gap.attempt >= self._tuning.max_attempts
+        gave_up = outcome.error_class in _HOPELESS or gap.attempt >= self._tuning.max_attempts
         retry_at = now_ms() + self._backoff_ms(gap)
         await self._emit(
             GapBackfillFailed(
