@@ -26,6 +26,7 @@ from apihub_core import (
     GapHealed,
     HubClient,
     Keys,
+    RequestFailed,
     ResponseReceived,
     decode_gap_event,
     decode_outcome,
@@ -227,6 +228,16 @@ async def test_two_replicas_open_one_gap_and_ask_for_its_page_once(
     assert len(calls["calls"] if isinstance(calls, dict) else calls) == 1
 
 
+@pytest.mark.parametrize(
+    ("action", "count", "error_class"),
+    [
+        # Three 503s: the dispatcher's own tries of the first request all fail.
+        pytest.param("http_503", 3, "transient", id="transient"),
+        # The broker refuses the symbol's quotation once (as while it is halted): a permanent
+        # answer for that call, not for the bars, so it is asked again too.
+        pytest.param("quote_refused", 1, "permanent", id="refused"),
+    ],
+)
 async def test_a_failed_backfill_is_retried_after_its_backoff(
     redis: aioredis.Redis,
     keys: Keys,
@@ -235,10 +246,11 @@ async def test_a_failed_backfill_is_retried_after_its_backoff(
     dispatcher: Dispatcher,
     market: MarketClock,
     sim_admin: httpx.AsyncClient,
+    action: str,
+    count: int,
+    error_class: str,
 ) -> None:
-    # Three 503s: the dispatcher's own tries of the first request all fail; the second request
-    # (after the sentinel's backoff) is answered.
-    fault = {"match": {"tr_id": "FHKST03010200"}, "count": 3, "action": "http_503"}
+    fault = {"match": {"tr_id": "FHKST03010200"}, "count": count, "action": action}
     (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
     hole = [NOW.replace(hour=9, minute=m, second=0) for m in (10, 11)]
     present = [bar for bar in _morning(NOW - timedelta(minutes=2)) if bar not in hole]
@@ -260,36 +272,10 @@ async def test_a_failed_backfill_is_retried_after_its_backoff(
     assert not failed.gave_up
     assert failed.retry_at_ms > 0
     assert [e.attempt for e in asked if isinstance(e, GapBackfillRequested)] == [1, 2]
-
-
-async def test_a_brokers_refusal_is_asked_again_because_it_can_end(
-    redis: aioredis.Redis,
-    keys: Keys,
-    settings: Settings,
-    hub: HubClient,
-    dispatcher: Dispatcher,
-    market: MarketClock,
-    sim_admin: httpx.AsyncClient,
-) -> None:
-    # The broker refuses the symbol's quotation once (as while it is halted): a permanent
-    # answer for that call, not for the bars.
-    fault = {"match": {"tr_id": "FHKST03010200"}, "count": 1, "action": "quote_refused"}
-    (await sim_admin.post("/__sim/faults", json=fault)).raise_for_status()
-    hole = [NOW.replace(hour=9, minute=m, second=0) for m in (20, 21)]
-    present = [bar for bar in _morning(NOW - timedelta(minutes=2)) if bar not in hole]
-    await _written(redis, keys, present, "collector")
-    sentinel = _sentinel(redis, hub, settings, market)
-    seen: set[bytes] = set()
-    async with anyio.create_task_group() as tg:
-        await tg.start(sentinel.run)
-        (failed,) = await async_wait_until(
-            lambda: _of(GapBackfillFailed, redis, keys), message="the refusal is seen"
-        )
-        await async_wait_until(lambda: _archive_answers(redis, keys, seen))
-        await async_wait_until(lambda: _of(GapHealed, redis, keys), message="healed")
-        sentinel.stop()
-    assert isinstance(failed, GapBackfillFailed)
-    assert (failed.code, failed.gave_up) == ("MCA05918", False)
+    ((_, fields), *_) = list(await redis.xrange(keys.responses))
+    first = decode_outcome(fields)
+    assert isinstance(first, RequestFailed)
+    assert first.error_class == error_class
 
 
 async def test_a_gap_is_given_up_after_max_attempts(
