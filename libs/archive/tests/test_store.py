@@ -3,14 +3,17 @@ writes, rolling and compression, repair after a crash, and byte-identical replay
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gzip
 import os
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import msgspec
 import pytest
 
 from apihub_archive import (
@@ -23,8 +26,11 @@ from apihub_archive import (
     Item,
     Observation,
     Rejection,
+    _merge,
+    _store,
     entry_order,
 )
+from apihub_archive._jsonl import JsonlFiles
 from apihub_marketdata import KST, Candle, MarketData, Snapshot, Tick
 
 DAY = datetime(2026, 12, 1, tzinfo=KST)
@@ -215,6 +221,84 @@ def test_a_redelivered_entry_changes_nothing_and_is_reported_again(
     assert [(c.inserted, c.revised) for c in again.coverage] == [(0, 0)]
     assert jsonl_tree(root) == files
     assert store.write([]).entries == 0
+
+
+def mixed_batches() -> list[list[Item]]:
+    """Batches where every kind of bar meets every path of the merge: new and observed once,
+    new and observed twice, stored and observed once (unchanged, changed, without a value),
+    stored and observed twice, a naive start, an entry applied before, two source types."""
+    first = [
+        seen("1-0", *(bar(0, m, 100 + m) for m in range(6)), bar(1, 0, interval="1d")),
+        seen("2-0", bar(0, 6, 100), bar(0, 6, 101), bar(0, 7, 100, value=None)),
+    ]
+    naive = msgspec.structs.replace(bar(0, 8), ts=bar(0, 8).ts.replace(tzinfo=None))
+    second = [
+        seen(
+            "3-0",
+            bar(0, 0, 100),  # stored, the same again
+            bar(0, 1, 150),  # stored, changed
+            bar(0, 2, 102, value=None),  # stored, value taken from it: unchanged
+            bar(0, 3, 160, value=None),  # stored, changed, value taken from it
+            bar(0, 4, 104, volume=11),  # stored, changed, then seen again below
+            bar(0, 7, 100, value=7),  # stored without a value, now with one
+            naive,  # new
+            bar(0, 9, 109),  # new, seen again below
+            bar(2, 0, interval="1d", source_type="backfill", lineage="bf-1"),  # new
+            request_id="req-3",
+        ),
+        first[0],  # applied before
+        seen("4-0", bar(0, 4, 104, volume=12), bar(0, 9, 110), bar(0, 5, 105, lineage="req-4")),
+        seen("5-0", bar(0, 4, 104, volume=12), bar(0, 10, 1), bar(1, 0, 99, interval="1d")),
+    ]
+    third = [seen("6-0", bar(0, 1, 151), bar(0, 4, 104, volume=13), bar(0, 11, 1))]
+    return [first, second, third]
+
+
+def _report(report: _store.WriteReport) -> dict[str, object]:
+    return {**dataclasses.asdict(report), "seconds": None}
+
+
+def _write_all(root: Path, batches: list[list[Item]]) -> list[dict[str, object]]:
+    with store_at(root, jsonl_max_bytes=1_000) as store:
+        return [_report(store.write(batch)) for batch in batches]
+
+
+@pytest.mark.parametrize("arrow_rows", [_merge._ARROW_ROWS, 2])
+def test_new_and_paired_bars_skip_the_windows_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrow_rows: int
+) -> None:
+    # Small Arrow batches split a day's lines across batches, which must not change them.
+    monkeypatch.setattr(_merge, "_ARROW_ROWS", arrow_rows)
+    batches = mixed_batches()
+    fast = _write_all(tmp_path / "fast", batches)
+    monkeypatch.setattr(_store, "CandleMerge", functools.partial(_merge.CandleMerge, fast=False))
+    windows = _write_all(tmp_path / "windows", batches)
+    assert fast == windows
+    assert [(r["candles_inserted"], r["candles_revised"]) for r in fast] == [
+        (9, 0),
+        (4, 5),
+        (1, 2),
+    ]
+    assert jsonl_tree(tmp_path / "fast") == jsonl_tree(tmp_path / "windows")
+    assert content(tmp_path / "fast") == content(tmp_path / "windows")
+
+
+def test_a_chunk_of_lines_lands_as_its_lines_one_by_one_would(tmp_path: Path) -> None:
+    lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * (n % 7)) for n in range(40)]
+    day = date(2026, 12, 1)
+    for limit in (10, 60, 400, 10_000):
+        for before in ([], [b'{"first":1}\n']):
+            one_by_one, chunked = (
+                JsonlFiles(tmp_path / name, max_bytes=limit, compress_after_days=1)
+                for name in ("lines", "chunk")
+            )
+            by_line = one_by_one.plan(("candles", day, line, 1) for line in [*before, *lines])
+            chunks = [("candles", day, line, 1) for line in before]
+            by_chunk = chunked.plan([*chunks, ("candles", day, memoryview(b"".join(lines)), 40)])
+            assert by_chunk.records == by_line.records
+            assert {path: b"".join(parts) for path, parts in by_chunk.appends.items()} == {
+                path: b"".join(parts) for path, parts in by_line.appends.items()
+            }
 
 
 def test_ticks_and_snapshots_follow_the_same_rule(store: ArchiveStore, root: Path) -> None:

@@ -43,6 +43,10 @@ QUIET_BATCHES: Final = 2
 """A cold file is gzipped after a commit once this many batches have not appended to it."""
 _COPY_CHUNK: Final = 1024 * 1024
 
+Buffer = bytes | memoryview
+Chunk = tuple[str, date, Buffer, int]
+"""Lines for the archive: kind, day, whole lines back to back (each ending in ``\\n``), how many."""
+
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
@@ -72,7 +76,7 @@ class _Part:
 
     def __init__(self, kind: str, day: date, number: int, size: int, lines: int) -> None:
         self.kind, self.day, self.number, self.bytes, self.lines = kind, day, number, size, lines
-        self.chunks: list[bytes] = []
+        self.chunks: list[Buffer] = []
 
     @classmethod
     def of(cls, record: FileRecord) -> _Part:
@@ -90,7 +94,7 @@ class Pending:
 
     def __init__(self) -> None:
         self.records: dict[str, FileRecord] = {}
-        self.appends: dict[str, list[bytes]] = {}
+        self.appends: dict[str, list[Buffer]] = {}
         self.reopened: set[str] = set()
 
 
@@ -157,27 +161,34 @@ class JsonlFiles:
 
     # -- a batch ---------------------------------------------------------------------------------
 
-    def plan(self, lines: Iterable[tuple[str, date, bytes]]) -> Pending:
+    def plan(self, chunks: Iterable[Chunk]) -> Pending:
         """Decide the file of every line, in order, rolling to a new part when a part would
-        exceed ``max_bytes`` (a line longer than that gets a part of its own)."""
+        exceed ``max_bytes`` (a line longer than that gets a part of its own).
+
+        A chunk is ``count`` whole lines of one kind and day; it goes into its part whole
+        when all of it fits (so line by line would not roll either), else line by line."""
         pending = Pending()
         limit = self.max_bytes
         parts: dict[tuple[str, date], _Part] = {}
         touched: list[_Part] = []
-        for kind, day, line in lines:
+        for kind, day, data, count in chunks:
             key = (kind, day)
             part = parts.get(key)
             if part is None:
                 last = self._last.get(key)
                 part = parts[key] = _Part(kind, day, 0, 0, 0) if last is None else _Part.of(last)
                 touched.append(part)
-            size = len(line)
-            if part.bytes and part.bytes + size > limit:
-                part = parts[key] = _Part(kind, day, part.number + 1, 0, 0)
-                touched.append(part)
-            part.bytes += size
-            part.lines += 1
-            part.chunks.append(line)
+            pieces: Iterable[tuple[Buffer, int]] = ((data, count),)
+            if count > 1 and part.bytes + len(data) > limit:
+                pieces = ((line, 1) for line in _lines_of(data))
+            for piece, lines in pieces:
+                size = len(piece)
+                if part.bytes and part.bytes + size > limit:
+                    part = parts[key] = _Part(kind, day, part.number + 1, 0, 0)
+                    touched.append(part)
+                part.bytes += size
+                part.lines += lines
+                part.chunks.append(piece)
         for part in touched:
             record = part.record()
             pending.records[record.path] = record
@@ -195,7 +206,7 @@ class JsonlFiles:
                 target = self._plain(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("ab") as out:
-                    out.write(b"".join(chunks))
+                    out.writelines(chunks)
                     out.flush()
                     if self.fsync:
                         os.fsync(out.fileno())
@@ -333,6 +344,11 @@ class JsonlFiles:
         if record is not None:
             data = data[: record.bytes]
         return data.splitlines(keepends=True)
+
+
+def _lines_of(data: Buffer) -> list[bytes]:
+    """The lines of a chunk (JSON escapes every newline inside a line)."""
+    return [line + b"\n" for line in bytes(data).split(b"\n")[:-1]]
 
 
 def _files_under(base: Path) -> Iterator[Path]:

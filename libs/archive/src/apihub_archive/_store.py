@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,7 +45,7 @@ from apihub_marketdata import MarketData
 
 from ._access import WriterLock, first_line, is_busy, poll_pause, readers_waiting
 from ._errors import ArchiveBusy, ArchiveCorrupt, ArchiveError, ArchiveWriteError
-from ._jsonl import FileRecord, JsonlFiles
+from ._jsonl import Chunk, FileRecord, JsonlFiles
 from ._merge import CandleMerge, observations_table
 from ._schema import (
     DDL,
@@ -503,7 +503,7 @@ class ArchiveStore:
         }
         fresh = [item for item in ordered if item.entry not in applied]
         observations = [item for item in fresh if isinstance(item, Observation)]
-        lines: list[tuple[str, date, bytes]] = []
+        lines: list[Chunk] = []
         candles = _Candles(con, ordered, applied)
         try:
             return self._apply(con, ordered, fresh, observations, candles, lines, started)
@@ -517,7 +517,7 @@ class ArchiveStore:
         fresh: list[Item],
         observations: list[Observation],
         candles: _Candles,
-        lines: list[tuple[str, date, bytes]],
+        lines: list[Chunk],
         started: float,
     ) -> WriteReport:
         candles.apply(lines)
@@ -583,7 +583,7 @@ class ArchiveStore:
             candles_unchanged=candles.unchanged,
             ticks_written=len(ticks),
             snapshots_written=len(snapshots),
-            lines=len(lines),
+            lines=sum(chunk[3] for chunk in lines),
             seconds=time.perf_counter() - started,
         )
 
@@ -642,12 +642,13 @@ class _Candles:
         """Observations that repeated the current version."""
         return self._merge.unchanged if self._merge else 0
 
-    def apply(self, lines: list[tuple[str, date, bytes]]) -> None:
-        """Merge, and add the new versions' JSONL lines (in stream order) to ``lines``."""
+    def apply(self, lines: list[Chunk]) -> None:
+        """Merge, and add the new versions' JSONL lines (per day, in stream order) to
+        ``lines``."""
         if self._merge is None:
             return
         self._merge.run()
-        lines.extend(("candles", day, line) for day, line in self._merge.lines)
+        lines.extend(("candles", day, data, count) for day, data, count in self._merge.lines)
 
     def store(self) -> None:
         """Write the new and the superseded versions (inside the batch's transaction)."""
@@ -664,26 +665,32 @@ class _Candles:
         observations created and how many they revised."""
         if self._merge is None:
             return ()
+        rows = self._merge.coverage_rows
+        # The symbols of a batch share their bar starts: one datetime per distinct start.
+        starts: set[int] = set()
+        for row in rows:
+            starts.update(row[4])
+        moment = {us: from_wall_us(us) for us in starts}.__getitem__
         return tuple(
             Coverage(
                 provider=provider,
                 symbol=symbol,
                 interval=interval,
                 source_type=source_type,
-                bars=tuple(from_wall_us(us) for us in bars),
+                bars=tuple(map(moment, bars)),
                 inserted=int(inserted),
                 revised=int(revised),
                 lineage=tuple(lineage or ()),
                 last_entry=last_entry,
             )
-            for provider, symbol, interval, source_type, bars, inserted, revised, lineage, last_entry in self._merge.coverage_rows  # noqa: E501
+            for provider, symbol, interval, source_type, bars, inserted, revised, lineage, last_entry in rows  # noqa: E501
         )
 
 
 def _apply_ticks(
     con: duckdb.DuckDBPyConnection,
     observations: list[Observation],
-    lines: list[tuple[str, date, bytes]],
+    lines: list[Chunk],
 ) -> list[tuple[Any, ...]]:
     """Ticks under the rule: the same print again is a no-op, a different one replaces it."""
     if not any(item.data.ticks for item in observations):
@@ -725,14 +732,14 @@ def _apply_ticks(
                 t.lineage,
                 item.entry,
             )
-            lines.append(("ticks", day_of(us), _encode(line) + _NL))
+            lines.append(("ticks", day_of(us), _encode(line) + _NL, 1))
     return [(*key, *row) for key, row in changed.items()]
 
 
 def _apply_snapshots(
     con: duckdb.DuckDBPyConnection,
     observations: list[Observation],
-    lines: list[tuple[str, date, bytes]],
+    lines: list[Chunk],
 ) -> list[tuple[Any, ...]]:
     """Snapshots under the rule (``cum_value`` ``None`` is taken from the stored one)."""
     if not any(item.data.snapshots for item in observations):
@@ -774,5 +781,5 @@ def _apply_snapshots(
                 s.lineage,
                 item.entry,
             )
-            lines.append(("snapshots", day_of(us), _encode(line) + _NL))
+            lines.append(("snapshots", day_of(us), _encode(line) + _NL, 1))
     return [(*key, *row) for key, row in changed.items()]
