@@ -235,6 +235,44 @@ async def test_a_later_observation_revises_a_bar(
     ]
 
 
+async def test_entries_normalised_ahead_of_their_batch_are_stored_as_a_replay_stores_them(
+    settings: Settings, aredis: aioredis.Redis, answers: Answers, tmp_path: Path
+) -> None:
+    """The next batch is projected while the one before it is written: new bars, confirmed and
+    revised ones and a quarantined answer, over many small batches, give the same archive as a
+    rebuild (which projects each batch as it writes it)."""
+    from apihub_archiver import rebuild_archive
+
+    def bump(doc: Any) -> None:
+        newest = doc["output2"][0]
+        newest["acml_vol"] = str(int(newest["acml_vol"]) + 1)
+
+    small = replace(settings, archive=replace(settings.archive, batch_max=2))
+    ids = await append(
+        aredis,
+        small,
+        answers.kis_daily.response("p-1"),
+        answers.kiwoom_daily.response("p-2"),
+        answers.kis_daily_older.response("p-3"),
+        answers.kis_daily.response("p-4"),
+        replace(answers.kis_daily, body=b'{"output2": 7}').response("p-5"),
+        answers.kis_daily.edited(bump).response("p-6"),
+        answers.kis_daily_hynix.response("p-7", priority="backfill"),
+        answers.kiwoom_daily.response("p-8"),
+    )
+    async with running(small) as archiver:
+        await async_wait_until(lambda: settled(aredis, small, ids[-1]), timeout=20)
+    assert archiver.stats.batches >= 4
+    assert archiver.stats.projected_ahead > 0
+    assert (archiver.stats.candles_revised, archiver.stats.quarantined) == (1, 1)
+    clean = tmp_path / "clean"
+    await rebuild_archive(aredis, small, clean)
+    assert jsonl_lines(root_of(small)) == jsonl_lines(clean)
+    live = query(small, "SELECT * FROM candles ORDER BY ALL")
+    with ArchiveReader(clean, lock_wait_s=20) as rebuilt:
+        assert rebuilt.query("SELECT * FROM candles ORDER BY ALL")[1] == live
+
+
 async def test_a_redelivered_entry_announces_again_and_changes_nothing(
     settings: Settings, aredis: aioredis.Redis, answers: Answers
 ) -> None:

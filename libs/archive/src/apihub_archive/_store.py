@@ -447,6 +447,9 @@ class ArchiveStore:
                 f"cannot prepare {self.database}: {first_line(exc)}", path=self.root
             ) from None
         self._files.load(FileRecord(*row) for row in rows)
+        # pyarrow imports pandas (when installed) at its first conversion of a Python list,
+        # about a second: paid here, when the archive opens, rather than by the first batch.
+        pa.array([], type=_I64)
         repaired = self._files.recover()
         if repaired:
             log.info(

@@ -6,7 +6,11 @@ How an entry travels:
 1. the handler acknowledges at once what is not the archiver's business (any other event, a TR
    without market data), reading only the ``type`` field and the event's provider and TR;
 2. the others join the **batch** being collected; a batch is written when it holds
-   ``[archive] batch_max`` entries or ``batch_wait_ms`` after its first one arrived;
+   ``[archive] batch_max`` entries or ``batch_wait_ms`` after its first one arrived. While a
+   batch is written, the entries of the next one are already projected (normalised) in another
+   worker thread: the write spends most of its time inside DuckDB, which releases the GIL, so
+   the two use both cores (projection is a pure function of the entry, so when it runs does
+   not change what is stored);
 3. writing a batch (seen through, never half done): take over any *older* entry still pending
    in the group (a dead member's, or one whose batch failed) so the archive is always applied in
    stream order; project and write everything in a worker thread (one DuckDB transaction);
@@ -73,6 +77,9 @@ IDLE_READER_CHECK_S: Final = 0.05
 """How often an archiver holding the database between batches looks for waiting readers."""
 COMMIT_TIMEOUT_S: Final = 30.0
 """Bound of one batch's Redis work (taking over older entries, events + acknowledgements)."""
+PROJECT_CHUNK: Final = 16
+"""Entries projected ahead per worker-thread call (small: new arrivals and a taken batch are
+seen between calls)."""
 
 
 @dataclass(eq=False)
@@ -87,6 +94,9 @@ class _Ticket:
     started: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     taken: bool = False
+    item: Item | None = None
+    projected: bool = False
+    """Whether ``item`` holds the entry's projection already (made ahead of its batch)."""
 
 
 @dataclass
@@ -98,6 +108,8 @@ class ArchiverStats:
     skipped: int = 0
     already_applied: int = 0
     pulled_in: int = 0
+    projected_ahead: int = 0
+    """Entries normalised while the batch before theirs was written."""
     candles_inserted: int = 0
     candles_revised: int = 0
     candles_unchanged: int = 0
@@ -176,6 +188,8 @@ class Archiver:
         self._queue: list[_Ticket] = []
         self._queued_bytes = 0
         self._joined = anyio.Event()
+        self._moved = anyio.Event()
+        """Set when an entry joins the queue or a batch leaves it (the projector's cue)."""
         self._stopping = anyio.Event()
         self._writing = False
         self.stats = ArchiverStats()
@@ -214,6 +228,7 @@ class Archiver:
             await self._prepare()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flush_loop)
+                tg.start_soon(self._project_ahead)
                 await self.consumer.run(
                     task_status=anyio.TASK_STATUS_IGNORED if standby else task_status
                 )
@@ -297,6 +312,7 @@ class Archiver:
         self._queue.append(ticket)
         self._queued_bytes += ticket.size
         self._joined.set()
+        self._moved.set()
         assert ticket.delivery is not None  # noqa: S101 - a delivery's own ticket
         try:
             # Only waiting: a drain releases it (the entry stays pending for the next member).
@@ -412,7 +428,36 @@ class Archiver:
         for ticket in batch:
             ticket.taken = True
             ticket.started.set()
+        self._moved.set()
         return batch
+
+    async def _project_ahead(self) -> None:
+        """Project the entries of the next batch while the current one is written (see the
+        module docstring); at most one batch ahead, so the queue does not hold every waiting
+        entry twice (raw and normalised)."""
+        while True:
+            chunk = self._next_to_project()
+            if not chunk:
+                moved = self._moved = anyio.Event()
+                await moved.wait()
+                continue
+            await anyio.to_thread.run_sync(_project_ahead, chunk)
+
+    def _next_to_project(self) -> list[_Ticket]:
+        """Up to :data:`PROJECT_CHUNK` entries not projected yet among the first queued ones
+        that would make the next batch (the queue is in arrival order, about stream order, and
+        sorted when a batch is taken: close enough for a head start)."""
+        chunk: list[_Ticket] = []
+        size = 0
+        for count, ticket in enumerate(self._queue, start=1):
+            if count > self._batch_max or size >= BATCH_MAX_BYTES:
+                break
+            size += ticket.size
+            if not ticket.projected and not ticket.poison and ticket.fields:
+                chunk.append(ticket)
+                if len(chunk) >= PROJECT_CHUNK:
+                    break
+        return chunk
 
     async def _write(self, batch: list[_Ticket]) -> None:
         """Write one batch and commit it to Redis (see the module docstring)."""
@@ -421,7 +466,7 @@ class Archiver:
             with anyio.fail_after(COMMIT_TIMEOUT_S):
                 batch += await self._older_pending(batch)
             # Projection (normalising the bodies) and the write: CPU and disk, in a thread.
-            report, ids = await anyio.to_thread.run_sync(self._apply, batch)
+            report, ids, ahead = await anyio.to_thread.run_sync(self._apply, batch)
             with anyio.fail_after(COMMIT_TIMEOUT_S):
                 await self._commit(report, ids)
         except Exception as exc:
@@ -444,6 +489,7 @@ class Archiver:
         stats.candles_revised += report.candles_revised
         stats.candles_unchanged += report.candles_unchanged
         stats.quarantined += len(report.quarantined)
+        stats.projected_ahead += ahead
         log.debug(
             "batch: %d entries, %d candles new, %d revised, %d lines, %.3f s",
             report.entries,
@@ -453,9 +499,10 @@ class Archiver:
             report.seconds,
         )
 
-    def _apply(self, batch: list[_Ticket]) -> tuple[WriteReport, list[bytes]]:
+    def _apply(self, batch: list[_Ticket]) -> tuple[WriteReport, list[bytes], int]:
+        ahead = sum(ticket.projected for ticket in batch)
         items, ids = _items(batch)
-        return self.store.write(items), ids
+        return self.store.write(items), ids, ahead
 
     async def _older_pending(self, batch: list[_Ticket]) -> list[_Ticket]:
         """Entries older than the batch's newest that are still pending in the group but not in
@@ -544,11 +591,26 @@ def _items(batch: list[_Ticket]) -> tuple[list[Item], list[bytes]]:
         if ticket.poison:
             items.append(quarantine_poison(entry, ticket.fields, ticket.poison))
             continue
-        item = project(entry, ticket.fields)
+        item = ticket.item if ticket.projected else project(entry, ticket.fields)
         if item is not None:
             items.append(item)
     items.sort(key=lambda item: entry_order(item.entry))
     return items, ids
+
+
+def _project_ahead(tickets: list[_Ticket]) -> None:
+    """Project entries ahead of their batch (in a worker thread). One that is already in a
+    batch is left to it; one whose projection fails is too (its batch fails the same way and
+    says why)."""
+    for ticket in tickets:
+        if ticket.taken or ticket.projected:
+            continue
+        try:
+            item = project(ticket.entry_id.decode(), ticket.fields)
+        except Exception:  # noqa: S112 - the batch projects it again and reports
+            continue
+        ticket.item = item
+        ticket.projected = True
 
 
 def _pause(attempt: int) -> float:
