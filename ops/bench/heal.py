@@ -15,7 +15,9 @@ market clock the services follow is the simulator's, published as ``apihub up`` 
 The session (simulated minutes after 09:00):
 
 * all along, 5 % of the minute-bar calls (``FHKST03010200``, the collector's poll and today's
-  backfill) are answered HTTP 503 by the broker, a transient failure;
+  backfill) are answered HTTP 503 by the broker, a transient failure the dispatcher retries
+  (``--error-action quote_refused``: a refusal it does not retry, so the poll fails at the
+  collector and the bars it would have brought are the sentinel's to heal);
 * minutes 10-20: the collector is SIGKILLed, and started again at minute 20;
 * minutes 30-40: the broker refuses the quotations of three symbols (``quote_refused``);
 * at ``--minutes`` the bars before ``--minutes - 5`` are compared with the broker's own answer
@@ -286,7 +288,13 @@ def session(args: argparse.Namespace, workdir: Path) -> Run:
             sim_post(
                 sim_url,
                 "/__sim/conditions",
-                {"error_rate": {"p": ERROR_P, "tr_ids": ["FHKST03010200"], "action": "http_503"}},
+                {
+                    "error_rate": {
+                        "p": ERROR_P,
+                        "tr_ids": ["FHKST03010200"],
+                        "action": args.error_action,
+                    }
+                },
             )
             sim_post(
                 sim_url,
@@ -453,7 +461,7 @@ def report(run: Run) -> bool:
     broker = run.broker
     console.print(
         f"broker: {broker.get('minute_calls')} minute-bar calls, {broker.get('error_rate')} "
-        f"answered 503 by the error rate ({broker.get('error_rate_pct')} %), "
+        f"failed by the error rate ({broker.get('error_rate_pct')} %), "
         f"{broker.get('outage')} refused, {broker.get('egw00201')} EGW00201; collector polls "
         f"answered {run.outcomes['collector answered']}, failed {run.outcomes['collector failed']}"
     )
@@ -490,6 +498,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--settle-s", type=float, default=300.0, help="real s to wait for open gaps (300)"
+    )
+    parser.add_argument(
+        "--error-action",
+        choices=("http_503", "quote_refused"),
+        default="http_503",
+        help="what the 5 %% of minute-bar calls get: http_503 (transient: the dispatcher's "
+        "retry absorbs it) or quote_refused (the poll fails at the collector)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     args = parser.parse_args()
