@@ -71,8 +71,12 @@ STANDBY_POLL_S: Final = 1.0
 """How often a standby archiver tries the writer lock of an archive another one writes."""
 PULL_IN_MAX: Final = 10_000
 """Most older pending entries taken over into one batch."""
-BATCH_MAX_BYTES: Final = 8 * 1024 * 1024
-"""Most entry data (broker answers) in one batch, whatever ``batch_max`` says."""
+BATCH_MAX_BYTES: Final = 16 * 1024 * 1024
+"""Most entry data (broker answers) in one batch, whatever ``batch_max`` says. 16 MiB of chart
+answers is about 300 answers, 80,000 candles, half a second of store work on a 2-core machine:
+as long as 8 MiB took before the store's fast paths, so a reader waits no longer, and each
+batch's fixed costs (statements, commit, one fsync per JSONL file) are spread over twice the
+candles (+10 % ingest measured)."""
 IDLE_READER_CHECK_S: Final = 0.05
 """How often an archiver holding the database between batches looks for waiting readers."""
 COMMIT_TIMEOUT_S: Final = 30.0
