@@ -568,7 +568,7 @@ SURFACES: dict[str, set[str]] = {
         "open_token_keeper",
         "run_token_keeper",
     },
-    "apihub_cli": {"app", "needs_simulator", "run_hub"},
+    "apihub_cli": {"app"},
 }
 
 

@@ -54,7 +54,6 @@ from apihub_runtime import (
 from ._config_report import config_file, environment, render, report
 from ._failing import err, fail
 from ._help import CONTEXT_SETTINGS, Command, Group
-from ._hub import run_hub
 from ._idle import Idle
 from ._params import ParamError, check_known, load_json, merge, parse_pairs
 
@@ -238,6 +237,8 @@ def up(
                 f"data dir {settings.data_dir}: cannot create it: {exc.strerror or exc}",
                 code=ExitCode.CONFIGURATION,
             )
+    from ._hub import run_hub  # every service's imports: only `apihub up` pays for them
+
     try:
         status = run_process(
             lambda: run_hub(
