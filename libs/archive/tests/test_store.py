@@ -26,6 +26,7 @@ from apihub_archive import (
     Item,
     Observation,
     Rejection,
+    _jsonl,
     _merge,
     _store,
     entry_order,
@@ -436,6 +437,18 @@ def test_a_part_rolls_over_at_the_size_limit(root: Path) -> None:
     with store_at(root, jsonl_max_bytes=10) as store:
         store.write([seen("2-0", bar(1, 0))])
         assert store.jsonl_files()["jsonl/candles/2026/12/candles-2026-12-02.jsonl"].lines == 1
+
+
+def test_a_batch_touching_more_files_than_it_opens_at_once_appends_to_each(root: Path) -> None:
+    days = 2 * _jsonl._OPEN_AT_ONCE + 3
+    daily = [bar(day, interval="1d", close=100 + day) for day in range(days)]
+    with ArchiveStore(root, compress_after_days=-1) as store:  # fsynced, as in production
+        store.write([seen("1-0", *daily)])
+        records = store.jsonl_files()
+    assert len(records) == days
+    assert all(record.lines == 1 for record in records.values())
+    sizes = {name: len(data) for name, data in jsonl_tree(root).items()}
+    assert sizes == {path: record.bytes for path, record in records.items()}
 
 
 def test_compression_can_be_turned_off(root: Path) -> None:
