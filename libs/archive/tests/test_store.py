@@ -225,9 +225,11 @@ def test_a_redelivered_entry_changes_nothing_and_is_reported_again(
 
 
 def mixed_batches() -> list[list[Item]]:
-    """Batches where every kind of bar meets every path of the merge: new and observed once,
-    new and observed twice, stored and observed once (unchanged, changed, without a value),
-    stored and observed twice, a naive start, an entry applied before, two source types."""
+    """Batches where every kind of bar meets every path of the merge: only new bars, new and
+    observed once, new and observed twice, stored and observed once (unchanged, changed,
+    without a value), stored and observed twice, a naive start, an entry applied before, two
+    source types."""
+    only_new = [seen("0-1", bar(3, 0), bar(3, 1, 101, value=None), bar(4, interval="1d"))]
     first = [
         seen("1-0", *(bar(0, m, 100 + m) for m in range(6)), bar(1, 0, interval="1d")),
         seen("2-0", bar(0, 6, 100), bar(0, 6, 101), bar(0, 7, 100, value=None)),
@@ -252,7 +254,7 @@ def mixed_batches() -> list[list[Item]]:
         seen("5-0", bar(0, 4, 104, volume=12), bar(0, 10, 1), bar(1, 0, 99, interval="1d")),
     ]
     third = [seen("6-0", bar(0, 1, 151), bar(0, 4, 104, volume=13), bar(0, 11, 1))]
-    return [first, second, third]
+    return [only_new, first, second, third]
 
 
 def _report(report: _store.WriteReport) -> dict[str, object]:
@@ -276,6 +278,7 @@ def test_new_and_paired_bars_skip_the_windows_with_the_same_result(
     windows = _write_all(tmp_path / "windows", batches)
     assert fast == windows
     assert [(r["candles_inserted"], r["candles_revised"]) for r in fast] == [
+        (3, 0),
         (9, 0),
         (4, 5),
         (1, 2),

@@ -14,13 +14,13 @@ version (``seq`` −1):
   was that version or repeated it), or when there is nothing before it;
 - ``revision`` is the stored revision (0 without one) plus the changes so far.
 
-Most bars of a batch are new and observed once (a poll's or a backfill's fresh bars): for such a
-bar the rule's answer is known without a window (revision 1, changed, its own values), so only
-the bars with a stored version or several observations in the batch go through the windows —
-the sort behind them is most of a merge's cost. The new versions are then added with a plain
-``INSERT`` (their keys are known to be absent, so no conflict check is needed), and the JSONL
-lines are read as one Arrow string column whose buffer already holds each day's lines back to
-back, so no line becomes a Python object.
+The windows' sort is most of a merge's cost, and most bars do not need it. A bar observed once
+in the batch has a known answer: without a stored version it is new (revision 1, its own
+values); with one, the single comparison with that version decides (a join). Only bars observed
+more than once go through the windows, and a batch of new bars only (a quick probe says so)
+skips the joins too. New versions are added with a plain ``INSERT`` (their keys are known to be
+absent: no replace), and the JSONL lines come back as one Arrow string column whose buffer
+already holds each day's lines back to back, so no line becomes a Python object.
 """
 
 # The SQL below is built from this module's own constants only (table names), never from input.
@@ -180,6 +180,25 @@ SELECT -1, s_entry, {_KEY}, s_open, s_high, s_low, s_close, s_volume, s_value, s
 FROM paired
 """
 
+# Whether the batch has any bar that is stored or observed more than once: without one, every
+# bar is new and the versions are the observations themselves (no join, no window).
+_PROBE_SQL: Final = f"""
+WITH obs AS (
+    SELECT provider, symbol, interval, ts + INTERVAL 9 HOUR AS ts FROM {_OBS} WHERE fresh
+)
+SELECT EXISTS (SELECT 1 FROM candles c SEMI JOIN obs k ON {_ON.format(a="c", b="k")})
+    OR EXISTS (SELECT {_KEY} FROM obs GROUP BY ALL HAVING count(*) > 1)
+"""
+
+_NEW_SQL: Final = f"""
+CREATE OR REPLACE TEMP TABLE {_VER} AS
+SELECT seq, entry, provider, symbol, interval, ts + INTERVAL 9 HOUR AS ts,
+    open, high, low, close, volume, value AS eff_value, source_type, lineage,
+    1::INTEGER AS revision, true AS changed, false AS is_stored, false AS existed, true AS fast,
+    NULL::INTEGER AS next_revision, NULL::VARCHAR AS next_lineage, NULL::VARCHAR AS next_entry
+FROM {_OBS} WHERE fresh
+"""
+
 # Ordered by day, then stream order: each day's lines are then one run of the column, in the
 # order the day's files receive them (where a line lands depends on its day only). One
 # ``concat`` rather than a chain of ``||``: no intermediate string per operand (40 % faster).
@@ -229,12 +248,13 @@ SELECT provider, symbol, interval, ts, open, high, low, close, volume, eff_value
 FROM {_VER} WHERE next_revision IS NOT NULL
 """
 
-# A fast row is a key of its own (new, observed once), so only the others need DISTINCT.
+# A fast row is a key of its own (new, observed once), so only the others need DISTINCT (in
+# subqueries, so that only their rows are hashed).
 _TOTALS_SQL: Final = f"""
 SELECT
     count(*) FILTER (WHERE fast)
-        + count(DISTINCT ({_KEY})) FILTER (WHERE NOT fast AND NOT existed),
-    count(DISTINCT ({_KEY})) FILTER (WHERE existed),
+        + (SELECT count(DISTINCT ({_KEY})) FROM {_VER} WHERE NOT fast AND NOT existed),
+    (SELECT count(DISTINCT ({_KEY})) FROM {_VER} WHERE existed),
     count(*) FILTER (WHERE changed),
     count(*) FILTER (WHERE next_revision IS NOT NULL)
 FROM {_VER}
@@ -354,7 +374,11 @@ class CandleMerge:
         batch's coverage."""
         con = self._con
         con.register(_OBS, self._table)
-        con.execute(_VERSIONS_SQL.format(multi=1 if self._fast else 0))
+        if not self._fast:
+            con.execute(_VERSIONS_SQL.format(multi=0))
+        else:
+            found = con.execute(_PROBE_SQL).fetchone()
+            con.execute(_VERSIONS_SQL.format(multi=1) if found and found[0] else _NEW_SQL)
         self.lines = _day_runs(_arrow(con, _LINES_SQL))
         totals = con.execute(_TOTALS_SQL).fetchone()
         inserted, revised, changed, superseded = totals if totals else (0, 0, 0, 0)
