@@ -283,6 +283,11 @@ def _lookup(
         _unregister(con, view)
 
 
+_APPLIED_SQL: Final = (
+    "SELECT entry FROM archive_sources WHERE entry IN (SELECT unnest(?::VARCHAR[]))"
+)
+
+
 def _unregister(con: duckdb.DuckDBPyConnection, view: str) -> None:
     # After a failed statement the transaction is aborted and even this fails; the error that
     # matters is the statement's, and the connection is given up anyway.
@@ -507,12 +512,10 @@ class ArchiveStore:
     def _write(
         self, con: duckdb.DuckDBPyConnection, ordered: list[Item], started: float
     ) -> WriteReport:
-        applied = {
-            row[0]
-            for row in _lookup(
-                con, "archive_sources", ("entry",), (_STR,), [(i.entry,) for i in ordered], "1"
-            )
-        }
+        # One statement, the ids as a list parameter (no view to register and drop): each
+        # statement costs a GIL hand-over, which another busy thread makes dear.
+        found = con.execute(_APPLIED_SQL, [[item.entry for item in ordered]]).fetchall()
+        applied = {row[0] for row in found}
         fresh = [item for item in ordered if item.entry not in applied]
         observations = [item for item in fresh if isinstance(item, Observation)]
         lines: list[Chunk] = []
