@@ -26,6 +26,7 @@ files no commit knows, and finishes compressions a crash interrupted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import os
 import shutil
@@ -364,14 +365,12 @@ _SYNC_THREADS: Final = 8
 _OPEN_AT_ONCE: Final = 64
 """Files a batch holds open at once while appending (a backfill of daily bars may touch
 thousands of days)."""
-_pool: list[ThreadPoolExecutor] = []
 
 
+@functools.cache
 def _syncer() -> ThreadPoolExecutor:
     """The threads that fsync a batch's files (made on first use, shared by every archive)."""
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="jsonl-fsync"))
-    return _pool[0]
+    return ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="jsonl-fsync")
 
 
 def _lines_of(data: Buffer) -> list[bytes]:
