@@ -68,19 +68,7 @@ async def test_shutdown_mid_wait_releases_the_lock_and_leaves_the_entry_pending(
         return bool(await fleet.redis.exists(lock_key))
 
     await async_wait_until(locked, timeout=10, message="the keeper never took the lock")
-    group = fleet.settings.token_keeper.group
-
-    async def only_the_request_in_flight() -> bool:
-        # The keeper announces its wait (token.deferred) on the stream it reads itself; once
-        # that entry is read and handled, the request is the one delivery left in flight.
-        if not await fleet.events(TokenDeferred):
-            return False
-        last = await fleet.redis.xrevrange(fleet.keys.tokens, count=1)
-        (ours,) = await fleet.redis.xinfo_groups(fleet.keys.tokens)
-        assert ours["name"] in (group, group.encode())
-        return ours["last-delivered-id"] == last[0][0] and ours["pending"] == 1
-
-    await async_wait_until(only_the_request_in_flight, timeout=10)
+    await async_wait_until(lambda: _only_the_request_in_flight(fleet, TokenDeferred), timeout=10)
 
     keeper.stop()
     with anyio.fail_after(15):
@@ -105,10 +93,11 @@ async def test_a_drain_hands_back_a_request_waiting_out_a_retry(fleet) -> None:
         fleet.keys.tokens, encode_entry(TokenRequested(provider="KIWOOM", account="default"))
     )
 
-    async def backing_off() -> bool:
-        return bool(await fleet.events(TokenFailed))
-
-    await async_wait_until(backing_off, timeout=10, message="the first issuance never failed")
+    await async_wait_until(
+        lambda: _only_the_request_in_flight(fleet, TokenFailed),
+        timeout=10,
+        message="the first issuance never failed",
+    )
     first.stop()
     with anyio.fail_after(15):
         await fleet.stopped[id(first)].wait()
@@ -198,3 +187,16 @@ async def test_an_undecodable_entry_is_dead_lettered(fleet) -> None:
     letters = await fleet.redis.xrange(fleet.keys.dead_letter)
     assert len(letters) == 1
     assert b"bad_encoding" in letters[0][1][b"data"]
+
+
+async def _only_the_request_in_flight(fleet, announced: type) -> bool:
+    """The keeper announced its wait (``announced``) on the stream it reads itself, and has read
+    and handled that entry too: the request is the one delivery left in flight (else a stop
+    racing that entry counts it as released or finished as well)."""
+    if not await fleet.events(announced):
+        return False
+    group = fleet.settings.token_keeper.group
+    last = await fleet.redis.xrevrange(fleet.keys.tokens, count=1)
+    (ours,) = await fleet.redis.xinfo_groups(fleet.keys.tokens)
+    assert ours["name"] in (group, group.encode())
+    return bool(ours["last-delivered-id"] == last[0][0] and ours["pending"] == 1)
